@@ -1,0 +1,12 @@
+"""Optimisers behind one ask/tell interface: ``get_optimiser(name, space, seed=0, **options)``.
+
+Importing this package registers every optimiser below; a new one adds its import line here.
+"""
+
+from __future__ import annotations
+
+from .base import OPTIMISERS, Optimiser, SearchResult, get_optimiser, register_optimiser, run_search
+
+from . import random, evolution, bo  # noqa: E402,F401  (register "random", "evolution", "hotnas")
+
+__all__ = ["Optimiser", "SearchResult", "run_search", "OPTIMISERS", "register_optimiser", "get_optimiser"]

@@ -1,0 +1,219 @@
+"""Figures of runs and flows (matplotlib, Agg backend; imported only when a figure is drawn).
+
+Run figures take ``results``: ``{trial_id: result dict}`` as stored in a run directory (see
+:func:`experiments.rundir.load_trial_results`), grouped by method label:
+
+- :func:`plot_curves` — best-so-far validation value, validation regret (when the optimum is known) or
+  test value of the best-so-far architecture, against queries or cumulative cost: mean over seeds with
+  a band of one standard deviation (and the min-max range, lighter);
+- :func:`plot_mass` — mass per architecture over time for one population/flow run;
+- :func:`plot_graph_mass` — the architectures holding mass, joined when they are mutation neighbours,
+  node area proportional to mass, colour = validation value;
+- :func:`plot_density_snapshots` — densities per node of G over x (d = 1) at several times.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+__all__ = ["plot_curves", "plot_mass", "plot_graph_mass", "plot_density_snapshots", "by_method", "curve_matrix"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def by_method(results: dict[str, dict[str, Any]], order: Sequence[str] | None = None) -> dict[str, list[dict]]:
+    """Group trial results by method label (in ``order`` when given), seeds sorted."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for res in results.values():
+        groups[res.get("label", res.get("method"))].append(res)
+    labels = [lab for lab in (order or []) if lab in groups] + sorted(set(groups) - set(order or []))
+    return {lab: sorted(groups[lab], key=lambda r: (r.get("seed") is None, r.get("seed"))) for lab in labels}
+
+
+def curve_matrix(runs: list[dict], key: str, length: int) -> np.ndarray:
+    """(n_runs, length) array of ``run[key]`` per query; runs that stopped early are extended with
+    their last value (a best-so-far stays), shorter ones that never started are NaN."""
+    out = np.full((len(runs), length), np.nan)
+    for i, r in enumerate(runs):
+        v = np.array([np.nan if x is None else x for x in r.get(key, [])], dtype=float)[:length]
+        if v.size:
+            out[i, :v.size] = v
+            out[i, v.size:] = v[-1]
+    return out
+
+
+def _cost_grid(runs: list[dict], key: str, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """Step-interpolate ``run[key]`` onto a common grid of cumulative cost."""
+    cums = [np.cumsum(r["costs"]) for r in runs if r.get("costs")]
+    top = min(c[-1] for c in cums) if cums else 1.0
+    grid = np.linspace(0, top, n)
+    vals = np.full((len(runs), n), np.nan)
+    for i, r in enumerate(runs):
+        if not r.get("costs"):
+            continue
+        c = np.cumsum(r["costs"])
+        v = np.array([np.nan if x is None else x for x in r[key]], dtype=float)
+        idx = np.searchsorted(c, grid, side="right") - 1
+        vals[i] = np.where(idx >= 0, v[np.clip(idx, 0, len(v) - 1)], np.nan)
+    return grid, vals
+
+
+def plot_curves(results: dict[str, dict[str, Any]], path: str | Path, *, metric: str = "best_so_far",
+                x: str = "queries", order: Sequence[str] | None = None, title: str = "",
+                optimum: float | None = None) -> Path:
+    """Mean over seeds of a per-query trace, with a +-1 std band; ``metric``: ``best_so_far``,
+    ``regret`` (against ``optimum``, by default each run's own), ``test_of_best``; ``x``: ``queries`` or ``cost``."""
+    plt = _plt()
+    groups = by_method(results, order)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    key = "best_so_far" if metric == "regret" else metric
+    length = max((len(r.get(key, [])) for rs in groups.values() for r in rs), default=0)
+    for label, runs in groups.items():
+        if x == "cost":
+            xs, M = _cost_grid(runs, key)
+        else:
+            M = curve_matrix(runs, key, length)
+            xs = np.arange(1, length + 1)
+        if metric == "regret":   # each run against its own benchmark's optimum (the same on a table)
+            opt = np.array([optimum if optimum is not None else r.get("optimum", np.nan) for r in runs], float)
+            M = np.clip(opt[:, None] - M, 0.0, None)
+        with np.errstate(all="ignore"), _quiet():
+            mean, std = np.nanmean(M, axis=0), np.nanstd(M, axis=0)
+            lo, hi = np.nanmin(M, axis=0), np.nanmax(M, axis=0)
+        band_lo = np.clip(mean - std, 0.0, None) if metric == "regret" else mean - std
+        line, = ax.plot(xs, mean, label=f"{label} (n={len(runs)})", lw=1.8)
+        ax.fill_between(xs, band_lo, mean + std, color=line.get_color(), alpha=0.22, lw=0)
+        if len(runs) > 1:
+            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.07, lw=0)
+    names = {"best_so_far": "best validation value so far", "regret": "validation regret (optimum - best so far)",
+             "test_of_best": "test value of the best-so-far architecture"}
+    ax.set_ylabel(names.get(metric, metric))
+    ax.set_xlabel("queries" if x == "queries" else "cumulative cost (benchmark units, e.g. epochs)")
+    if metric == "regret":
+        ax.set_yscale("symlog", linthresh=0.01)
+        ax.set_ylim(bottom=0.0)
+    ax.set_title(title or f"{names.get(metric, metric)}: mean ± std over seeds", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+class _quiet:
+    def __enter__(self):
+        import warnings
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *a):
+        self._w.__exit__(*a)
+
+
+def plot_mass(trace: list[tuple[int, dict[str, float]]], path: str | Path, *, top: int = 8, title: str = "",
+              short: Callable[[str], str] | None = None) -> Path:
+    """Stacked mass per architecture against queries; the ``top`` architectures by peak mass, the rest
+    as "other". ``trace``: ``[(query_index, {arch: mass})]``."""
+    plt = _plt()
+    short = short or _shorten
+    steps = np.array([s + 1 for s, _ in trace])
+    peak: dict[str, float] = defaultdict(float)
+    for _, m in trace:
+        for a, v in m.items():
+            peak[a] = max(peak[a], v)
+    keep = sorted(peak, key=peak.get, reverse=True)[:top]
+    rows = [[m.get(a, 0.0) for _, m in trace] for a in keep]
+    totals = np.array([sum(m.values()) for _, m in trace])
+    other = totals - np.sum(rows, axis=0) if rows else totals
+    fig, ax = plt.subplots(figsize=(7.2, 4.2))
+    ax.stackplot(steps, *rows, np.clip(other, 0, None), labels=[short(a) for a in keep] + ["other"], alpha=0.85)
+    ax.set_xlabel("queries")
+    ax.set_ylabel("mass (fraction of the population)")
+    ax.set_title(title or "mass per architecture over time", fontsize=10)
+    ax.set_xlim(steps[0], steps[-1]) if len(steps) > 1 else None
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return _save(fig, path)
+
+
+def _shorten(arch: str, width: int = 48) -> str:
+    return arch if len(arch) <= width else arch[: width - 3] + "..."
+
+
+def plot_graph_mass(masses: dict[str, float], path: str | Path, *, neighbours: Callable[[str], list[str]] | None = None,
+                    values: dict[str, float] | None = None, title: str = "", max_nodes: int = 60) -> Path:
+    """The architectures holding mass as a graph: edges join mutation neighbours (``neighbours(arch)``),
+    node area is proportional to mass, colour is the validation value when known."""
+    import networkx as nx
+
+    plt = _plt()
+    nodes = sorted(masses, key=masses.get, reverse=True)[:max_nodes]
+    G = nx.Graph()
+    G.add_nodes_from(nodes)
+    if neighbours is not None:
+        present = set(nodes)
+        for a in nodes:
+            for b in neighbours(a):
+                if b in present and a < b:
+                    G.add_edge(a, b)
+    pos = nx.spring_layout(G, seed=0)
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    total = sum(masses[a] for a in nodes) or 1.0
+    sizes = [40 + 2400 * masses[a] / total for a in nodes]
+    vals = values or {}
+    colours = [vals.get(a, np.nan) for a in nodes]
+    nx.draw_networkx_edges(G, pos, ax=ax, alpha=0.4)
+    sc = ax.scatter([pos[a][0] for a in nodes], [pos[a][1] for a in nodes], s=sizes, c=colours, cmap="viridis",
+                    edgecolors="k", linewidths=0.5, plotnonfinite=True)
+    if any(np.isfinite(colours)):
+        fig.colorbar(sc, ax=ax, label="validation value")
+    best = nodes[0] if nodes else None
+    if best is not None:
+        ax.annotate(_shorten(best, 40), pos[best], fontsize=6, xytext=(4, 4), textcoords="offset points")
+    ax.set_title(title or f"architectures with mass ({G.number_of_nodes()} nodes, {G.number_of_edges()} "
+                          f"mutation edges)", fontsize=10)
+    ax.set_axis_off()
+    return _save(fig, path)
+
+
+def plot_density_snapshots(centers: np.ndarray, densities: Sequence[np.ndarray], times: Sequence[float],
+                           path: str | Path, *, node_labels: Sequence[str] | None = None, title: str = "") -> Path:
+    """Densities rho(t, x, g) over a 1-d grid, one panel per node g, one line per snapshot time.
+
+    ``centers``: (M,) or (M, 1) cell centres; ``densities``: each (K, M)."""
+    plt = _plt()
+    x = np.asarray(centers).reshape(-1)
+    K = np.asarray(densities[0]).shape[0]
+    fig, axes = plt.subplots(1, K, figsize=(3.2 * K, 3.0), sharey=True, squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    for k in range(K):
+        ax = axes[0, k]
+        for j, (rho, t) in enumerate(zip(densities, times)):
+            ax.plot(x, np.asarray(rho)[k], color=cmap(j / max(1, len(times) - 1)), lw=1.4, label=f"t = {t:g}")
+        ax.set_title(node_labels[k] if node_labels else f"node {k}", fontsize=9)
+        ax.set_xlabel("x")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("density")
+    axes[0, -1].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    _plt().close(fig)
+    return path

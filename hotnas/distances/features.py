@@ -1,0 +1,295 @@
+"""Node features, operation costs and information-flow matrices of a cell (spec 2.4 and 3.2).
+
+Every choice here is a reconstruction [derived] and therefore an option:
+
+* **Operation mismatch** ``C_op(o, o')`` in [0, 1] (modelled on NASBOT's table): 0 for the same
+  label, 0.2 between convolutions of one family with different kernel sizes, 0.5 between pooling
+  types, 1 otherwise; input/output labels match only themselves.  Override with ``op_cost=``
+  (a callable or a dict ``{(o, o'): cost}``).
+* **Structural location** ``s(u)`` in R^8: shortest, longest and random-walk path lengths from the
+  inputs and to the output, in- and out-degree.  Path lengths and degrees are divided by n - 1; a
+  missing path counts as n before normalising and every entry is clipped to [0, 1].
+* **Information flow** ``Phi(u, v) = min over directed paths u = w0 -> ... -> wr = v of
+  sum_i (1 + omega(o(w_i)))``, ``Phi(u, u) = 0``; unreachable pairs get ``max finite + 1``; divided
+  by the largest entry.  Variants ``flow="shortest" | "longest" | "random_walk"``, ``symmetrise``.
+* **Operation weights** ``omega`` (relative compute): conv 3x3 = 1, conv 1x1 = 1/9, separable and
+  dilated convolutions 1, pooling 0.25, skip / sum / input / output 0.
+* **Node masses**: ``"uniform"`` (1/n) or ``"compute"`` (proportional to 0.1 + omega).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..cells import Cell, is_io_label
+
+__all__ = [
+    "OP_FAMILY",
+    "DEFAULT_OP_WEIGHTS",
+    "op_cost",
+    "op_weight",
+    "structural_features",
+    "information_flow",
+    "CellFeatures",
+    "cell_features",
+    "feature_cost_matrix",
+    "FeatureOptions",
+]
+
+#: label -> (family, kernel size).  Families group operations whose mismatch is small.
+OP_FAMILY: dict[str, tuple[str, int]] = {
+    # NAS-Bench-201
+    "nor_conv_3x3": ("conv", 3),
+    "nor_conv_1x1": ("conv", 1),
+    "avg_pool_3x3": ("pool", 3),
+    # NAS-Bench-101
+    "conv3x3-bn-relu": ("conv", 3),
+    "conv1x1-bn-relu": ("conv", 1),
+    "maxpool3x3": ("pool", 3),
+    # DARTS
+    "sep_conv_3x3": ("sep_conv", 3),
+    "sep_conv_5x5": ("sep_conv", 5),
+    "dil_conv_3x3": ("dil_conv", 3),
+    "dil_conv_5x5": ("dil_conv", 5),
+    "max_pool_3x3": ("pool", 3),
+}
+
+DEFAULT_OP_WEIGHTS: dict[str, float] = {
+    "nor_conv_3x3": 1.0,
+    "nor_conv_1x1": 1.0 / 9.0,
+    "conv3x3-bn-relu": 1.0,
+    "conv1x1-bn-relu": 1.0 / 9.0,
+    "sep_conv_3x3": 1.0,
+    "sep_conv_5x5": 1.0,
+    "dil_conv_3x3": 1.0,
+    "dil_conv_5x5": 1.0,
+    "avg_pool_3x3": 0.25,
+    "max_pool_3x3": 0.25,
+    "maxpool3x3": 0.25,
+    "skip_connect": 0.0,
+    "sum": 0.0,
+}
+
+N_STRUCT = 8
+
+
+def op_cost(a: str, b: str) -> float:
+    """Default operation mismatch C_op(a, b) in [0, 1] (spec 3.2)."""
+    if a == b:
+        return 0.0
+    if is_io_label(a) or is_io_label(b):
+        return 1.0
+    fa, fb = OP_FAMILY.get(a), OP_FAMILY.get(b)
+    if fa is None or fb is None or fa[0] != fb[0]:
+        return 1.0
+    if fa[0] == "pool":
+        return 0.5
+    return 0.2  # same convolution family, different kernel size
+
+
+def op_weight(op: str, weights: Mapping[str, float] | None = None) -> float:
+    """omega(op): relative compute of an operation (0 for input/output and unknown structural nodes)."""
+    table = DEFAULT_OP_WEIGHTS if weights is None else weights
+    if is_io_label(op):
+        return 0.0
+    if op in table:
+        return float(table[op])
+    return float(DEFAULT_OP_WEIGHTS.get(op, 0.5))
+
+
+@dataclass(frozen=True)
+class FeatureOptions:
+    """Options that change per-cell precomputations (hashable: part of cache keys)."""
+
+    flow: str = "shortest"  # shortest | longest | random_walk
+    symmetrise: bool = False
+    unreachable: str | float = "max+1"  # "max+1", or a number (multiple of the max finite value)
+    masses: str = "uniform"  # uniform | compute
+    op_weights: tuple[tuple[str, float], ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.flow not in ("shortest", "longest", "random_walk"):
+            raise ValueError(f"flow must be 'shortest', 'longest' or 'random_walk', got {self.flow!r}")
+        if self.masses not in ("uniform", "compute"):
+            raise ValueError(f"masses must be 'uniform' or 'compute', got {self.masses!r}")
+        if not (self.unreachable == "max+1" or isinstance(self.unreachable, (int, float))):
+            raise ValueError(f"unreachable must be 'max+1' or a number, got {self.unreachable!r}")
+
+    @property
+    def weights(self) -> dict[str, float] | None:
+        return None if self.op_weights is None else dict(self.op_weights)
+
+    @classmethod
+    def make(cls, op_weights: Mapping[str, float] | None = None, **kw: Any) -> "FeatureOptions":
+        ow = None if op_weights is None else tuple(sorted((str(k), float(v)) for k, v in op_weights.items()))
+        return cls(op_weights=ow, **kw)
+
+
+def _is_input(op: str) -> bool:
+    return is_io_label(op) and op != "output"
+
+
+def structural_features(cell: Cell) -> np.ndarray:
+    """(n, 8) structural location of every node (spec 2.4), in the cell's own node order.
+
+    Columns: shortest / longest / random-walk path length from the inputs, the same to the
+    output, in-degree, out-degree; divided by n - 1, missing paths = n, clipped to [0, 1].
+    """
+    n = cell.n
+    par, chi = cell.parents, cell.children
+    order = cell.topological_order
+    inf = float("inf")
+    sp_in = [inf] * n
+    lp_in = [-inf] * n
+    rw_in = [inf] * n
+    for v in order:
+        if _is_input(cell.ops[v]):
+            sp_in[v] = lp_in[v] = rw_in[v] = 0.0
+            continue
+        fin = [u for u in par[v] if sp_in[u] < inf]
+        if fin:
+            sp_in[v] = 1 + min(sp_in[u] for u in fin)
+            lp_in[v] = 1 + max(lp_in[u] for u in fin)
+            rw_in[v] = 1 + sum(rw_in[u] for u in fin) / len(fin)
+    sp_out = [inf] * n
+    lp_out = [-inf] * n
+    rw_out = [inf] * n
+    for u in reversed(order):
+        if cell.ops[u] == "output":
+            sp_out[u] = lp_out[u] = rw_out[u] = 0.0
+            continue
+        fin = [v for v in chi[u] if sp_out[v] < inf]
+        if fin:
+            sp_out[u] = 1 + min(sp_out[v] for v in fin)
+            lp_out[u] = 1 + max(lp_out[v] for v in fin)
+            rw_out[u] = 1 + sum(rw_out[v] for v in fin) / len(fin)
+    S = np.array(
+        [sp_in, lp_in, rw_in, sp_out, lp_out, rw_out,
+         [len(p) for p in par], [len(c) for c in chi]],
+        dtype=float,
+    ).T
+    S[~np.isfinite(S)] = n
+    return np.clip(S / max(n - 1, 1), 0.0, 1.0)
+
+
+def information_flow(cell: Cell, options: FeatureOptions | None = None) -> np.ndarray:
+    """(n, n) directed information-flow cost Phi in [0, 1] (spec 3.2), in the cell's node order."""
+    opt = options or FeatureOptions()
+    n = cell.n
+    w = [1.0 + op_weight(o, opt.weights) for o in cell.ops]
+    chi = cell.children
+    order = cell.topological_order
+    if opt.flow == "random_walk":
+        P = _random_walk_flow(cell, w)
+    else:
+        longest = opt.flow == "longest"
+        inf = float("inf")
+        rows = []
+        for s in range(n):
+            row = [inf] * n
+            row[s] = 0.0
+            for u in order:
+                ru = row[u]
+                if ru == inf:
+                    continue
+                for v in chi[u]:
+                    c = ru + w[v]
+                    if row[v] == inf or (c > row[v] if longest else c < row[v]):
+                        row[v] = c
+            rows.append(row)
+        P = np.array(rows, dtype=float)
+    if opt.symmetrise:
+        P = np.minimum(P, P.T)
+    finite = np.isfinite(P)
+    mx = P[finite].max() if finite.any() else 0.0
+    if opt.unreachable == "max+1":
+        fill = mx + 1.0
+    else:
+        fill = float(opt.unreachable) * max(mx, 1.0)
+    P[~finite] = fill
+    top = P.max()
+    return P / top if top > 0 else P
+
+
+def _random_walk_flow(cell: Cell, w: list[float]) -> np.ndarray:
+    """rw(u, v) = mean over children c of u that reach v of (w[c] + rw(c, v)); rw(v, v) = 0."""
+    n = cell.n
+    chi = cell.children
+    order = cell.topological_order
+    R = np.full((n, n), np.inf)
+    for v in range(n):
+        R[v, v] = 0.0
+        for u in reversed(order):
+            if u == v:
+                continue
+            vals = [w[c] + R[c, v] for c in chi[u] if np.isfinite(R[c, v])]
+            if vals:
+                R[u, v] = sum(vals) / len(vals)
+    return R
+
+
+@dataclass(frozen=True, eq=False)
+class CellFeatures:
+    """Per-cell precomputations, in the cell's canonical node order."""
+
+    hash: str
+    ops: tuple[str, ...]
+    struct: np.ndarray  # (n, 8)
+    flow: np.ndarray  # (n, n)
+    masses: np.ndarray  # (n,)
+
+    @property
+    def n(self) -> int:
+        return len(self.ops)
+
+
+def cell_features(cell: Cell, options: FeatureOptions | None = None) -> CellFeatures:
+    """Structural features, Phi and masses of ``cell`` in canonical node order."""
+    opt = options or FeatureOptions()
+    c = cell.canonical()
+    if opt.masses == "uniform" and cell.masses is None:
+        a = np.full(c.n, 1.0 / c.n)
+    elif cell.masses is not None:
+        a = np.asarray(c.masses, dtype=float)
+    else:
+        a = np.array([0.1 + op_weight(o, opt.weights) for o in c.ops])
+        a = a / a.sum()
+    return CellFeatures(cell.canonical_hash, c.ops, structural_features(c), information_flow(c, opt), a)
+
+
+OpCost = Callable[[str, str], float] | Mapping[tuple[str, str], float] | None
+
+
+def _op_cost_fn(table: OpCost) -> Callable[[str, str], float]:
+    if table is None:
+        return op_cost
+    if callable(table):
+        return table
+    tab = dict(table)
+
+    def fn(a: str, b: str) -> float:
+        if a == b:
+            return 0.0
+        if (a, b) in tab:
+            return float(tab[(a, b)])
+        if (b, a) in tab:
+            return float(tab[(b, a)])
+        return op_cost(a, b)
+
+    return fn
+
+
+def op_cost_matrix(ops1: tuple[str, ...], ops2: tuple[str, ...], table: OpCost = None) -> np.ndarray:
+    fn = _op_cost_fn(table)
+    return np.array([[fn(a, b) for b in ops2] for a in ops1], dtype=float).reshape(len(ops1), len(ops2))
+
+
+def feature_cost_matrix(f1: CellFeatures, f2: CellFeatures, lambda_op: float = 0.5, op_cost_table: OpCost = None) -> np.ndarray:
+    """M_uv = lambda_op C_op(o(u), o(v)) + (1 - lambda_op) (1/F) ||s(u) - s(v)||_1  (spec 3.2)."""
+    Cop = op_cost_matrix(f1.ops, f2.ops, op_cost_table)
+    Cst = np.abs(f1.struct[:, None, :] - f2.struct[None, :, :]).sum(-1) / N_STRUCT
+    return lambda_op * Cop + (1.0 - lambda_op) * Cst
