@@ -125,7 +125,9 @@ def registry_entry(kind: str, name: str) -> Any:
         module, attr = entry.split(":")
         package = _REGISTRY_SOURCES[kind][0][0]
         try:
-            entry = getattr(importlib.import_module(module, package), attr)
+            entry = importlib.import_module(module, package)
+            for part in attr.split("."):
+                entry = getattr(entry, part)
         except (ImportError, AttributeError):
             return None
     return entry
@@ -569,7 +571,7 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "<config>", *, data: 
                        f"benchmark {bench['name']!r}", f"{where}: benchmark.options", skip_b)
         for i, m in enumerate(methods):
             _check_options(m.options, registry_entry("optimiser", m.optimiser), f"optimiser {m.optimiser!r}",
-                           f"{where}: methods[{i}].options", ("self", "space", "seed", "device"))
+                           f"{where}: methods[{i}].options", ("self", "space", "seed", "device", "budget"))
 
     return Config(name=top["name"], description=top["description"], plugins=plugins,
                   benchmark=BenchmarkSpec(**bench), methods=methods, search=SearchSpec(**search),

@@ -309,15 +309,17 @@ def build_benchmark(name: str, options: dict[str, Any], seed: int | None = None,
     return get_benchmark(name, **kwargs)
 
 
-def build_optimiser(name: str, space: Any, seed: int, options: dict[str, Any], device: str | None = None):
-    """An optimiser from the registry; ``device`` is passed when it takes one."""
+def build_optimiser(name: str, space: Any, seed: int, options: dict[str, Any], device: str | None = None,
+                    budget: int | None = None):
+    """An optimiser from the registry; ``device`` and the query ``budget`` are passed when it takes them."""
     import hotnas.optimisers  # noqa: F401 - registers the library's optimisers
     from hotnas.optimisers.base import get_optimiser
 
     kwargs = dict(options)
     entry = registry_entry("optimiser", name)
-    if device is not None and entry is not None and _accepts(entry, "device"):
-        kwargs["device"] = device
+    for key, value in (("device", device), ("budget", budget)):
+        if value is not None and entry is not None and _accepts(entry, key):
+            kwargs[key] = value
     return get_optimiser(name, space, seed=seed, **kwargs)
 
 
@@ -405,7 +407,8 @@ def run_trial(spec: TrialSpec, trial_dir: str | Path, resume: bool = False,
 
     import_plugins(spec.plugins)
     bench = build_benchmark(spec.benchmark, spec.benchmark_options, seed=spec.seed, device=spec.device)
-    opt = build_optimiser(spec.optimiser, bench.space, spec.seed, spec.options, device=spec.device)
+    opt = build_optimiser(spec.optimiser, bench.space, spec.seed, spec.options, device=spec.device,
+                          budget=spec.budget)
     evaluate = evaluator or (lambda b, archs: [b.query(a) for a in archs])
 
     logged = read_events(log_path, repair=True) if resume else []

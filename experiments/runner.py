@@ -42,12 +42,12 @@ def preflight(config: Config) -> None:
     where = Path(config.source).name if config.source else "<config>"
     try:
         bench = build_benchmark(spec.benchmark, spec.benchmark_options, seed=spec.seed, device=spec.device)
-    except (ValueError, TypeError, FileNotFoundError, OSError) as exc:
+    except (ValueError, TypeError, ImportError, OSError) as exc:
         raise ConfigError(f"{where}: benchmark: {config.benchmark.name!r} rejected its options "
                           f"{config.benchmark.options}: {exc}") from exc
     for i, m in enumerate(config.methods):
         try:
-            build_optimiser(m.optimiser, bench.space, spec.seed, m.options, device=spec.device)
+            build_optimiser(m.optimiser, bench.space, spec.seed, m.options, device=spec.device, budget=spec.budget)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{where}: methods[{i}] ({m.label}): optimiser {m.optimiser!r} rejected its options "
                               f"{m.options}: {exc}") from exc

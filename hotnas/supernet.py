@@ -39,6 +39,7 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -116,8 +117,18 @@ def _bn(h: torch.Tensor) -> torch.Tensor:
     return F.batch_norm(h, None, None, training=True, eps=_BN_EPS)
 
 
+@lru_cache(maxsize=64)
+def _pool3_constants(channels: int, height: int, width: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    ones = torch.ones(1, 1, height, width, dtype=dtype)
+    inv_count = 1.0 / F.conv2d(ones, torch.ones(1, 1, 3, 3, dtype=dtype), padding=1)
+    return torch.ones(channels, 1, 3, 3, dtype=dtype), inv_count
+
+
 def _pool3(h: torch.Tensor) -> torch.Tensor:
-    return F.avg_pool2d(h, 3, stride=1, padding=1, count_include_pad=False)
+    """3x3 average pool, stride 1, padding 1, padding not counted (as a depthwise convolution: it is
+    several times faster than ``avg_pool2d`` on these small maps, and batches well under vmap)."""
+    kernel, inv_count = _pool3_constants(h.shape[-3], h.shape[-2], h.shape[-1], h.dtype)
+    return F.conv2d(h, kernel, padding=1, groups=h.shape[-3]) * inv_count
 
 
 class _Edge(nn.Module):
@@ -256,7 +267,7 @@ def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, f
     return loss, acc
 
 
-def train_steps(net: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, *, lr: float = 0.01,
+def train_steps(net: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, *, lr: float = 0.05,
                 batch_size: int = 64, optimizer: torch.optim.Optimizer | None = None,
                 generator: torch.Generator | None = None, extra_loss=None,
                 cosine: bool = False) -> torch.optim.Optimizer:
@@ -306,7 +317,7 @@ class TrainResult:
 
 
 def train_from_scratch(arch: str, data=None, *, epochs: int = 8, seed: int = 0, config: NetConfig | None = None,
-                       lr: float = 0.01, batch_size: int = 64, cosine: bool = True, return_net: bool = False):
+                       lr: float = 0.05, batch_size: int = 64, cosine: bool = True, return_net: bool = False):
     """Train a stand-alone :class:`DigitsNet` of ``arch`` from a seeded initialisation.
 
     Adam (``lr``), ``epochs`` passes over the training split in minibatches of ``batch_size``

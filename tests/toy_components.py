@@ -21,17 +21,6 @@ from hotnas.benchmarks.base import Benchmark, Evaluation
 from hotnas.optimisers.base import OPTIMISERS, Optimiser
 from hotnas.spaces.base import SearchSpace
 
-if not hasattr(_benchmarks, "get_benchmark"):  # the real registry is not there yet: a stand-in with its API
-    _benchmarks.BENCHMARKS = {}
-
-    def _get_benchmark(name, **kwargs):
-        if name not in _benchmarks.BENCHMARKS:
-            raise ValueError(f"unknown benchmark {name!r}; expected one of {sorted(_benchmarks.BENCHMARKS)}")
-        return _benchmarks.BENCHMARKS[name](**kwargs)
-
-    _benchmarks.get_benchmark = _get_benchmark
-
-
 class BitSpace(SearchSpace):
     name = "toy-bits"
 
@@ -158,4 +147,4 @@ if "toy-random" not in OPTIMISERS:
     OPTIMISERS["toy-random"] = ToyRandom
     OPTIMISERS["toy-evolve"] = ToyEvolve
 if "toy-bits" not in _benchmarks.BENCHMARKS:
-    _benchmarks.BENCHMARKS["toy-bits"] = ToyBenchmark
+    _benchmarks.register_benchmark("toy-bits", ToyBenchmark)

@@ -67,29 +67,21 @@ class NetworkSummary:
     positions: np.ndarray
     types: tuple[Any, ...]
     masses: np.ndarray
-
-    @property
-    def repeated(self) -> bool:
-        return len(set(self.cell_hashes)) == 1
+    frame: str = ""  # K, types, positions and masses, as one comparable string
+    repeated: bool = False  # one cell repeated K times
 
 
 def summarise(net: Network) -> NetworkSummary:
+    pos, types, masses = net.positions, tuple(net.cell_types), net.cell_masses
+    frame = repr((len(pos), types, pos.tobytes(), masses.tobytes()))
+    hashes = tuple(c.cell.canonical_hash for c in net.cells)
     return NetworkSummary(
-        net.canonical_hash,
-        tuple(c.cell.canonical_hash for c in net.cells),
-        net.positions,
-        tuple(net.cell_types),
-        net.cell_masses,
+        net.canonical_hash, hashes, pos, types, masses, frame, len(set(hashes)) == 1
     )
 
 
 def _same_frame(a: NetworkSummary, b: NetworkSummary) -> bool:
-    return (
-        len(a.cell_hashes) == len(b.cell_hashes)
-        and a.types == b.types
-        and np.array_equal(a.positions, b.positions)
-        and np.array_equal(a.masses, b.masses)
-    )
+    return a.frame == b.frame
 
 
 def cell_key(h1: str, h2: str) -> tuple[str, str]:

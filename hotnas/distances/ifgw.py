@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 from ot.lp.emd_wrap import emd_c
+from scipy.optimize import linear_sum_assignment
 
 from ..cells import Cell
 from .features import (
@@ -58,6 +59,7 @@ __all__ = [
 
 _EMD_MAX_ITER = 100000
 _START_KINDS = ("product", "emd", "product_t", "emd_t")
+_DEGENERACY_TOL = 1e-12
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,11 @@ class IFGWOptions:
     max_iter: int = 10000
     tol_rel: float = 1e-9
     tol_abs: float = 1e-9
+    lp: str = "auto"  # "auto": assignment solver for runs without a POT twin when exact; "emd": always emd
 
     def __post_init__(self) -> None:
+        if self.lp not in ("auto", "emd"):
+            raise ValueError(f"lp must be 'auto' or 'emd', got {self.lp!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must lie in [0, 1], got {self.alpha}")
         if not 0.0 <= self.lambda_op <= 1.0:
@@ -104,7 +109,7 @@ class IFGWOptions:
         elif callable(oc):
             oc = getattr(oc, "__qualname__", repr(oc))
         return (self.alpha, self.lambda_op, oc, self.features, self.starts, self.both_directions,
-                self.max_iter, self.tol_rel, self.tol_abs)
+                self.max_iter, self.tol_rel, self.tol_abs, self.lp)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -142,7 +147,9 @@ def fgw_cg_batch(
     max_iter: int = 10000,
     tol_rel: float = 1e-9,
     tol_abs: float = 1e-9,
-) -> tuple[np.ndarray, np.ndarray]:
+    track: bool = False,
+    assignment: bool = False,
+) -> tuple[np.ndarray, ...]:
     r"""Conditional gradient for B fused-GW problems of one shape, in lock step.
 
     Minimises :math:`(1-\alpha)\langle M_b, T\rangle + \alpha \sum (C1_{b,ik} - C2_{b,jl})^2 T_{ij} T_{kl}`
@@ -154,8 +161,18 @@ def fgw_cg_batch(
         M: (B, n, m) feature costs; C1: (B, n, n); C2: (B, m, m); p: (B, n); q: (B, m); G0: (B, n, m).
 
     Returns:
-        values (B,) — the objective recomputed at the final plans — and plans (B, n, m).
+        values (B,) — the objective recomputed at the final plans — and plans (B, n, m); with
+        ``track`` also a (B,) flag: some LP on the way may have had several optimal vertices
+        (more than n + m - 1 arcs with reduced cost <= 1e-12), so the run's path may depend on
+        tie-breaking.  Without the flag every LP had a unique optimum and the run is determined
+        by the problem alone (the transposed problem follows the transposed path).
+
+    ``assignment=True`` (only for n = m with uniform masses, where the LP optima include the
+    permutation matrices / n) solves each LP by scipy's ``linear_sum_assignment``: an exact
+    optimum too, but possibly another vertex than POT's network simplex picks among ties.
     """
+    if assignment and (M.shape[1] != M.shape[2] or not _uniform(p) or not _uniform(q)):
+        raise ValueError("assignment=True needs square problems with uniform masses")
     B, n, m = M.shape
     G_out = np.array(G0, dtype=float, copy=True)
     v_out = np.zeros(B)
@@ -180,17 +197,35 @@ def fgw_cg_batch(
     hG = C1 @ G @ C2T  # C1 G C2^T
     cost = (Mlin * G).sum((1, 2)) + alpha * ((constC - 2.0 * hG) * G).sum((1, 2))
     running = np.ones(B, dtype=bool)
+    degen = np.zeros(B, dtype=bool)
+    degen_out = np.zeros(B, dtype=bool)
+    if track:
+        U, V = np.zeros((B, n)), np.zeros((B, m))
     it = 0
     while True:
         it += 1
         # gradient 0.5 (grad + grad of the transposed problem) = tens(G) + tens_t(G)
         Mi = Mlin + alpha * (cs - 2.0 * (hG + C1T @ G @ C2))
         Gc = G.copy()
-        for k in np.flatnonzero(running).tolist():
-            Gk, _c, _u, _v, code = emd_c(pp[k], qs[k], Mi[k], _EMD_MAX_ITER, 1)
+        if assignment:
+            inv_n = 1.0 / n
+            for k in np.flatnonzero(running).tolist():
+                rows, cols = linear_sum_assignment(Mi[k])
+                Gk = np.zeros((n, m))
+                Gk[rows, cols] = inv_n
+                Gc[k] = Gk
+        for k in (np.flatnonzero(running).tolist() if not assignment else ()):
+            Gk, _c, uk, vk, code = emd_c(pp[k], qs[k], Mi[k], _EMD_MAX_ITER, 1)
             if code != 1:
                 raise RuntimeError(f"exact OT solver failed (code {code}) on a {Mi[k].shape} problem")
             Gc[k] = Gk
+            if track:
+                U[k] = uk
+                V[k] = vk
+        if track:
+            chk = np.flatnonzero(running & ~degen)
+            if chk.size:
+                degen[chk] = ~_unique_lp(Mi[chk] - U[chk][:, :, None] - V[chk][:, None, :])
         D = Gc - G
         dD = C1 @ D @ C2T
         a = -2.0 * alpha * (dD * D).sum((1, 2))
@@ -217,13 +252,45 @@ def fgw_cg_batch(
             # write finished pairs back and compact the state
             fin = ~running
             G_out[ids[fin]] = G[fin]
+            degen_out[ids[fin]] = degen[fin]
             keep = running
-            ids, G, Mlin, C1, C2, C1T, C2T, constC, cs, pp, qs, hG, cost = (
-                x[keep] for x in (ids, G, Mlin, C1, C2, C1T, C2T, constC, cs, pp, qs, hG, cost)
+            ids, G, Mlin, C1, C2, C1T, C2T, constC, cs, pp, qs, hG, cost, degen = (
+                x[keep] for x in (ids, G, Mlin, C1, C2, C1T, C2T, constC, cs, pp, qs, hG, cost, degen)
             )
+            if track:
+                U, V = U[keep], V[keep]
             running = np.ones(ids.size, dtype=bool)
     G_out[ids] = G
+    degen_out[ids] = degen
+    if track:
+        return fgw_values(M, C1o, C2o, p, q, alpha, G_out), G_out, degen_out
     return fgw_values(M, C1o, C2o, p, q, alpha, G_out), G_out
+
+
+def _uniform(p: np.ndarray) -> bool:
+    return bool(np.all(p == p[:, :1]))
+
+
+def _unique_lp(R: np.ndarray) -> np.ndarray:
+    """(B,) True where the LP with reduced costs R (from an optimal dual) has a unique optimal plan.
+
+    Every optimal plan lives on Z = {arcs with reduced cost <= 1e-12}; a transport plan on a forest
+    is determined by its marginals, so the optimum is unique when Z is a forest, i.e. when
+    |Z| = (n + m) - #components.  Components by min-label propagation over the bipartite graph.
+    """
+    B, n, m = R.shape
+    Z = R <= _DEGENERACY_TOL
+    big = n + m
+    lr = np.broadcast_to(np.arange(n, dtype=float), (B, n)).copy()
+    lc = np.broadcast_to(np.arange(n, n + m, dtype=float), (B, m)).copy()
+    for _ in range(n + m):
+        lr2 = np.minimum(lr, np.where(Z, lc[:, None, :], big).min(2))
+        lc2 = np.minimum(lc, np.where(Z, lr2[:, :, None], big).min(1))
+        if np.array_equal(lr2, lr) and np.array_equal(lc2, lc):
+            break
+        lr, lc = lr2, lc2
+    n_comp = (lr == np.arange(n)).sum(1) + (lc == np.arange(n, n + m)).sum(1)
+    return Z.sum((1, 2)) == big - n_comp
 
 
 def fgw_values(M, C1, C2, p, q, alpha: float, G: np.ndarray) -> np.ndarray:
@@ -250,7 +317,7 @@ def ifgw_pairs(
     """d_cell for the element-wise pairs (feats_a[i], feats_b[i]), batched by problem shape.
 
     Pairs with equal hashes are 0 without solving.  With ``return_plans`` also returns, per pair,
-    the optimal plan in the orientation (a_i rows, b_i columns).
+    the optimal plan in the orientation (a_i rows, b_i columns) (None for equal hashes).
     """
     opt = options or IFGWOptions()
     P = len(feats_a)
@@ -258,78 +325,139 @@ def ifgw_pairs(
         raise ValueError(f"need as many left as right cells, got {P} and {len(feats_b)}")
     out = np.zeros(P)
     plans: list[np.ndarray] = [None] * P  # type: ignore[list-item]
-    # canonical orientation and grouping by shape
-    groups: dict[tuple[int, int], list[tuple[int, CellFeatures, CellFeatures, bool]]] = {}
-    for i, (fa, fb) in enumerate(zip(feats_a, feats_b)):
-        if fa.hash == fb.hash:
-            if return_plans:
-                plans[i] = np.diag(fa.masses) if fa.n == fb.n else None  # type: ignore[call-overload]
-            continue
-        swap = _oriented(fa, fb)
-        x, y = (fb, fa) if swap else (fa, fb)
-        groups.setdefault((x.n, y.n), []).append((i, x, y, swap))
-    if not groups:
+    # distinct cells, pairs as indices into them
+    where: dict[str, int] = {}
+    cells: list[CellFeatures] = []
+    ia = np.empty(P, dtype=np.int64)
+    ib = np.empty(P, dtype=np.int64)
+    for k in range(P):
+        fa, fb = feats_a[k], feats_b[k]
+        x = where.get(fa.hash)
+        if x is None:
+            x = where[fa.hash] = len(cells)
+            cells.append(fa)
+        y = where.get(fb.hash)
+        if y is None:
+            y = where[fb.hash] = len(cells)
+            cells.append(fb)
+        ia[k], ib[k] = x, y
+    if P == 0:
         return (out, plans) if return_plans else out
-    # operation vocabulary -> cost table
+    # canonical orientation: smaller hash first
+    rank = np.empty(len(cells), dtype=np.int64)
+    rank[np.argsort(np.array([c.hash for c in cells]), kind="stable")] = np.arange(len(cells))
+    swap = rank[ia] > rank[ib]
+    x_all = np.where(swap, ib, ia)
+    y_all = np.where(swap, ia, ib)
+    todo = np.flatnonzero(ia != ib)
+    if todo.size == 0:
+        return (out, plans) if return_plans else out
+    # per-size banks of stacked features and a shared operation-cost table
     vocab: dict[str, int] = {}
-    for items in groups.values():
-        for _, x, y, _ in items:
-            for o in x.ops + y.ops:
-                vocab.setdefault(o, len(vocab))
+    for c in cells:
+        for o in c.ops:
+            if o not in vocab:
+                vocab[o] = len(vocab)
     fn = _op_cost_fn(opt.op_cost)
     names = list(vocab)
     table = np.array([[fn(a, b) for b in names] for a in names], dtype=float)
+    sizes = np.array([c.n for c in cells])
+    pos = np.empty(len(cells), dtype=np.int64)
+    bank: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+    for n in np.unique(sizes).tolist():
+        members = np.flatnonzero(sizes == n)
+        pos[members] = np.arange(members.size)
+        mc = [cells[i] for i in members.tolist()]
+        bank[n] = (
+            np.stack([c.struct for c in mc]),
+            np.stack([c.flow for c in mc]),
+            np.stack([c.masses for c in mc]),
+            np.array([[vocab[o] for o in c.ops] for c in mc], dtype=np.int64),
+        )
     lam = opt.lambda_op
-    for (n, m), items in groups.items():
-        idx = np.array([it[0] for it in items])
-        oa = np.array([[vocab[o] for o in it[1].ops] for it in items])
-        ob = np.array([[vocab[o] for o in it[2].ops] for it in items])
-        Sa = np.stack([it[1].struct for it in items])
-        Sb = np.stack([it[2].struct for it in items])
-        C1 = np.stack([it[1].flow for it in items])
-        C2 = np.stack([it[2].flow for it in items])
-        pa = np.stack([it[1].masses for it in items])
-        pb = np.stack([it[2].masses for it in items])
-        M = lam * table[oa[:, :, None], ob[:, None, :]] + (1.0 - lam) / N_STRUCT * np.abs(
-            Sa[:, :, None, :] - Sb[:, None, :, :]
-        ).sum(-1)
-        vals, G = _multistart(M, C1, C2, pa, pb, opt)
-        out[idx] = vals
+    xs, ys = x_all[todo], y_all[todo]
+    shape_key = sizes[xs] * 4096 + sizes[ys]
+    order = np.argsort(shape_key, kind="stable")
+    keys_sorted = shape_key[order]
+    bounds = np.flatnonzero(np.diff(keys_sorted)) + 1
+    for grp in np.split(order, bounds):
+        gx, gy = xs[grp], ys[grp]
+        n, m = int(sizes[gx[0]]), int(sizes[gy[0]])
+        Sa_b, Fa_b, Pa_b, Oa_b = bank[n]
+        Sb_b, Fb_b, Pb_b, Ob_b = bank[m]
+        px, py = pos[gx], pos[gy]
+        Sa, Sb = Sa_b[px], Sb_b[py]
+        M = lam * table[Oa_b[px][:, :, None], Ob_b[py][:, None, :]]
+        if lam < 1.0:
+            M = M + (1.0 - lam) / N_STRUCT * np.abs(Sa[:, :, None, :] - Sb[:, None, :, :]).sum(-1)
+        vals, G = _multistart(M, Fa_b[px], Fb_b[py], Pa_b[px], Pb_b[py], opt)
+        pair_idx = todo[grp]
+        out[pair_idx] = vals
         if return_plans:
-            for k, it in enumerate(items):
-                plans[it[0]] = G[k].T if it[3] else G[k]
+            sw = swap[pair_idx]
+            for k, i in enumerate(pair_idx.tolist()):
+                plans[i] = G[k].T if sw[k] else G[k]
     return (out, plans) if return_plans else out
 
 
-def _start_plans(M: np.ndarray, p: np.ndarray, q: np.ndarray, kind: str) -> np.ndarray:
+def _start_plans(M: np.ndarray, p: np.ndarray, q: np.ndarray, kind: str, assignment: bool = False) -> np.ndarray:
     if kind == "product":
         return p[:, :, None] * q[:, None, :]
+    if assignment:
+        B, n, _ = M.shape
+        G = np.zeros_like(M)
+        for k in range(B):
+            rows, cols = linear_sum_assignment(M[k])
+            G[k, rows, cols] = 1.0 / n
+        return G
     qs = q * (p.sum(1) / q.sum(1))[:, None]
     Mc = np.ascontiguousarray(M)
     return np.stack([_emd(p[k], qs[k], Mc[k]) for k in range(M.shape[0])])
 
 
 def _multistart(M, C1, C2, p, q, opt: IFGWOptions) -> tuple[np.ndarray, np.ndarray]:
-    """Minimum over the CG runs named in ``opt.starts`` ("_t": on the transposed problem)."""
+    """Minimum over the CG runs named in ``opt.starts`` ("_t": on the transposed problem).
+
+    A transposed twin ("product_t" next to "product") is only run for pairs where the untransposed
+    run met an LP with several optimal vertices: when every LP had a unique optimum, the twin
+    follows the transposed path and reaches the same value (see :func:`fgw_cg_batch`).
+    """
     best_v = np.full(M.shape[0], np.inf)
     best_G = np.zeros_like(M)
     kinds = list(dict.fromkeys(opt.starts))
     if opt.both_directions:
         kinds += [k + "_t" for k in kinds if not k.endswith("_t") and k + "_t" not in kinds]
     Mt = np.swapaxes(M, 1, 2)
-    for kind in kinds:
+    square_uniform = M.shape[1] == M.shape[2] and _uniform(p) and _uniform(q)
+    degenerate: dict[str, np.ndarray] = {}
+    # untransposed runs first, so that their twins know which pairs need them
+    for kind in sorted(kinds, key=lambda k: k.endswith("_t")):
         transposed = kind.endswith("_t")
         base = kind[:-2] if transposed else kind
         if transposed:
-            G0 = _start_plans(Mt, q, p, base)
-            v, G = fgw_cg_batch(Mt, C2, C1, q, p, opt.alpha, G0, opt.max_iter, opt.tol_rel, opt.tol_abs)
+            sel = degenerate.get(base, np.ones(M.shape[0], dtype=bool))
+            idx = np.flatnonzero(sel)
+            if idx.size == 0:
+                continue
+            G0 = _start_plans(Mt[idx], q[idx], p[idx], base)
+            v, G = fgw_cg_batch(Mt[idx], C2[idx], C1[idx], q[idx], p[idx], opt.alpha, G0,
+                                opt.max_iter, opt.tol_rel, opt.tol_abs)
             G = np.swapaxes(G, 1, 2)
         else:
-            G0 = _start_plans(M, p, q, base)
-            v, G = fgw_cg_batch(M, C1, C2, p, q, opt.alpha, G0, opt.max_iter, opt.tol_rel, opt.tol_abs)
-        better = v < best_v
-        best_v[better] = v[better]
-        best_G[better] = G[better]
+            idx = np.arange(M.shape[0])
+            twin = base + "_t" in kinds
+            # runs with a twin reproduce POT's path (network simplex); the others may use the
+            # faster assignment solver where it is exact (square problems, uniform masses)
+            asg = (not twin) and opt.lp == "auto" and square_uniform
+            G0 = _start_plans(M, p, q, base, asg)
+            res = fgw_cg_batch(M, C1, C2, p, q, opt.alpha, G0, opt.max_iter, opt.tol_rel, opt.tol_abs,
+                               track=twin, assignment=asg)
+            v, G = res[0], res[1]
+            if twin:
+                degenerate[base] = res[2]
+        better = v < best_v[idx]
+        best_v[idx[better]] = v[better]
+        best_G[idx[better]] = G[better]
     return best_v, best_G
 
 

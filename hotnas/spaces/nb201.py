@@ -139,7 +139,7 @@ class NB201Space(SearchSpace):
     EDGES = EDGES
 
     def canonical(self, arch: str) -> str:
-        return arch_string(parse_arch(arch))
+        return _canonical(arch)
 
     def sample(self, rng: np.random.Generator) -> str:
         idx = rng.integers(len(OPS), size=6)
@@ -170,7 +170,7 @@ class NB201Space(SearchSpace):
 
     def to_cell(self, arch: str) -> Cell:
         """The operations-on-nodes cell (``none`` deleted, dead nodes pruned, canonical order)."""
-        return _cell_of(self.canonical(arch))
+        return _cell_of(_canonical(arch))
 
     def to_network(self, arch: str) -> Network:
         cell = self.to_cell(arch)
@@ -178,6 +178,11 @@ class NB201Space(SearchSpace):
 
     def cell_hash(self, arch: str) -> str:
         return self.to_cell(arch).canonical_hash
+
+
+@lru_cache(maxsize=65536)
+def _canonical(arch: str) -> str:
+    return arch_string(parse_arch(arch))
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,605 @@
+"""Gradient-flow NAS on a tabular benchmark (d = 0): particles on the architecture graph G.
+
+A population of N particles sits on architectures (nodes of :class:`hotnas.graph.ArchitectureGraph`,
+weights ``w = k(d)`` from HOTNN by default) and follows the discretised flow of ``sdot`` with
+potential ``f(g) = -value(g) / potential_scale`` (value = validation accuracy, higher is better)
+[spec ``semi-discrete-flow.md`` 4.3-4.5, 6.4-6.5, 7.2]. Only architectures that particles *propose*
+are queried, and each distinct architecture costs exactly one query (values are cached), so the
+dynamics advances between :meth:`~FlowOptimiser.ask` and :meth:`~FlowOptimiser.tell`.
+
+One round (the flow time advances by ``dt``; T = T(progress), progress = queries spent / budget):
+
+1. **Birth-death** (optional, ``birth_death > 0``; :func:`sdot.particles.birth_death_step` for a
+   time ``birth_death * dt``): particle k dies (beta_k > 0) or duplicates (beta_k < 0) with
+   probability ``1 - exp(-birth_death dt |beta_k|)``,
+   ``beta_k = log(N_g/N) + f(g)/T - mean`` — a Fisher-Rao (Hellinger) reaction toward the Gibbs
+   measure pi_T ∝ exp(-f/T) restricted to the occupied nodes, *a different geometry from the graph
+   transport* (an accelerator, clearly labelled as such in the spec, 7.2).
+2. **Proposals:** every particle at g draws one neighbour g' with probability ``w(g, g') / deg(g)``;
+   the proposals not evaluated yet are what :meth:`ask` returns (deduplicated, never beyond the
+   budget). When no proposal is new the round is free.
+3. **Jumps**, once the proposals are evaluated, on the subgraph of G induced by the occupied nodes
+   and their *evaluated* neighbours (:meth:`hotnas.graph.ArchitectureGraph.subgraph`), by ``rule``:
+
+   * ``"flow"`` — :func:`sdot.particles.jump_step` (exact fixed-x chain for time dt) with a rate
+     law of :mod:`sdot.rates`: ``glauber`` ``T w exp((f_g - f_g')/2T)``, ``metropolis``
+     ``T w min(1, exp((f_g - f_g')/T))`` (both leave pi_T invariant) or ``upwind``
+     ``w (f_g - f_g')_+``;
+   * ``"nasgd"`` — :func:`sdot.nas_rules.nasgd_step`, the explicit upwind T = 0 rule of NASGD,
+     ``P(g -> g') = dt c w (E_g - E_g')_+`` with E = f;
+   * ``"nasagd"`` — :class:`sdot.nas_rules.NASAGD`, the accelerated rule of NASAGD: a velocity
+     potential ``phi_g <- phi_g - (dt / c_p) E_g`` kept per architecture across rounds, jumps with
+     ``P = dt c w (phi_g' - phi_g)_+`` and the adaptive (gradient) restart ``phi <- 0`` when
+     ``S = sum (E_g' - E_g)(phi_g' - phi_g) N_g' >= 0``.
+
+   Unevaluated neighbours carry no rate this round (the flow on the revealed part of G).
+
+**Surrogate hybrid** (``surrogate="gp"``): the HOTNAS GP posterior mean (:class:`hotnas.gp.DistanceGP`
+on the same distance) is the potential on unevaluated neighbours, so step 2 is replaced by a jump
+over the *whole* neighbourhood of each occupied node; the architectures particles land on are then
+queried (their true value replaces the prediction).
+
+**Stalls and restarts.** When ``stall_rounds`` consecutive rounds propose nothing new (the mass
+sits on fully explored local optima at low T), a fraction ``restart_fraction`` of the particles
+is moved to fresh random architectures (logged in :attr:`events`).
+
+**Temperature schedule** [engineering choice]: ``temperature`` is a constant, a pair (T0, T1)
+annealed geometrically ``T = T0 (T1/T0)^progress`` over the query budget, or a callable
+``progress -> T``; T is in the units of ``f`` (accuracy points divided by ``potential_scale``).
+
+**NaN policy** (``nonfinite``): an evaluation whose value is NaN/inf (diverged training) marks that
+architecture *failed*: it counts as a spent query, is never proposed again, carries f = +inf (no
+rate law moves mass into it), and is logged (``logging`` warning and an entry in :attr:`events`).
+A particle sitting on a failed architecture is ``"reset"`` (default: moved to the node of a
+uniformly chosen healthy particle, N fixed — the sdot particle policy) or ``"kill"``-ed (removed;
+an empty population is re-seeded at random architectures); ``"raise"`` raises ValueError.
+
+**Refused up front:** ``n_particles < 1`` (``< 2`` with birth-death), a budget smaller than the
+initial population plus one proposal, a population larger than a finite space, unknown rules /
+laws / policies, non-positive dt or temperatures.
+
+Defaults (N = 10, glauber, T 1.0 -> 0.03 accuracy points, birth-death rate 1, HOTNN weights with
+l = 0.1 on the mutation graph) are engineering choices tuned on NB201-CIFAR-10 (see
+``experiments/bo_vs_flow.py``); the state (particles, values, pending proposals, phi, RNG) is
+saved and restored exactly by :meth:`state_dict` / :meth:`load_state_dict`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from sdot.nas_rules import NASAGD, nasgd_step
+from sdot.particles import ParticleState, birth_death_step, jump_step
+from sdot.potentials import CallablePotential
+from sdot.rates import get_rate_law
+
+from ..benchmarks.base import Evaluation
+from ..graph import ArchitectureGraph
+from ..spaces.base import SearchSpace
+from .base import Optimiser, register_optimiser
+
+__all__ = ["FlowOptimiser", "RULES", "NONFINITE_POLICIES", "temperature_schedule"]
+
+log = logging.getLogger("hotnas.flow")
+
+RULES = ("flow", "nasgd", "nasagd")
+NONFINITE_POLICIES = ("reset", "kill", "raise")
+SURROGATES = (None, "gp")
+_GAP_CAP = 1000.0
+
+
+def temperature_schedule(temperature: float | tuple[float, float] | Callable[[float], float]
+                         ) -> Callable[[float], float]:
+    """T(progress) for progress in [0, 1]: constant, geometric between (T0, T1), or a callable.
+
+    Raises ValueError on a non-positive or non-finite temperature.
+    """
+    if callable(temperature):
+        return temperature
+    if isinstance(temperature, (tuple, list)):
+        if len(temperature) != 2:
+            raise ValueError(f"temperature must be T, (T0, T1) or a callable, got {temperature!r}")
+        T0, T1 = (float(v) for v in temperature)
+        for v in (T0, T1):
+            if not math.isfinite(v) or v <= 0:
+                raise ValueError(f"temperatures must be finite and > 0, got {temperature!r}")
+        return lambda s: T0 * (T1 / T0) ** min(max(s, 0.0), 1.0)
+    T = float(temperature)
+    if not math.isfinite(T) or T <= 0:
+        raise ValueError(f"temperature must be finite and > 0, got {temperature!r}")
+    return lambda s: T
+
+
+@register_optimiser("flow")
+class FlowOptimiser(Optimiser):
+    """Particles on G driven by an sdot rate law (or the NASGD / NASAGD rules); see the module doc.
+
+    Args:
+        space: the search space.
+        seed: seed or numpy Generator (the single random stream of the run).
+        budget: queries this optimiser may spend (it never asks beyond); the temperature schedule
+            runs over it.
+        n_particles: population size N.
+        rule: ``"flow"`` | ``"nasgd"`` | ``"nasagd"``.
+        law: rate law of ``rule="flow"`` (``"glauber"``, ``"metropolis"``, ``"upwind"``).
+        temperature: T, (T0, T1) or callable progress -> T (module docstring).
+        dt: flow time per round.
+        birth_death: rate multiplier of the birth-death step (0 disables it).
+        c, c_p: NASGD/NASAGD coefficients (mutation coefficient c, "momentum" c_p).
+        graph: a prebuilt :class:`~hotnas.graph.ArchitectureGraph` (else one is built from
+            ``distance``, ``engine``, ``kernel``, ``lengthscale``, ``neighbours``, ``k``).
+        distance: distance method name when no engine/graph is given (``"hotnn"``).
+        engine: a :class:`~hotnas.distances.engine.PairwiseDistances` (shared caches) or callable.
+        potential_scale: f = -value / potential_scale.
+        surrogate: None or ``"gp"`` (the flow-with-surrogate hybrid).
+        gp_options: keyword arguments of :class:`hotnas.gp.DistanceGP`.
+        refit_every: refit GP hyperparameters every this many new evaluations (condition on the
+            data with the last hyperparameters in between).
+        stall_rounds, restart_fraction: the stall rule (module docstring).
+        nonfinite: ``"reset"`` | ``"kill"`` | ``"raise"`` (NaN policy).
+        record_mass: keep the node occupancy after every round in :attr:`history`.
+    """
+
+    name = "flow"
+
+    def __init__(self, space: SearchSpace, seed: int | np.random.Generator | None = 0, *, budget: int = 200,
+                 n_particles: int = 10, rule: str = "flow", law: str = "glauber",
+                 temperature: float | tuple[float, float] | Callable[[float], float] = (1.0, 0.03),
+                 dt: float = 1.0, birth_death: float = 1.0, c: float = 1.0, c_p: float = 2.0,
+                 graph: ArchitectureGraph | None = None, distance: str = "hotnn", engine: Any = None,
+                 kernel: str = "laplace", lengthscale: float = 0.1, neighbours: str = "mutations",
+                 k: int | None = None, potential_scale: float = 1.0, surrogate: str | None = None,
+                 gp_options: dict | None = None, refit_every: int = 10, stall_rounds: int = 50,
+                 restart_fraction: float = 0.5, nonfinite: str = "reset", record_mass: bool = True,
+                 name: str | None = None):
+        super().__init__(space, seed)
+        if name is not None:
+            self.name = str(name)
+        if rule not in RULES:
+            raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+        if surrogate not in SURROGATES:
+            raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
+        if nonfinite not in NONFINITE_POLICIES:
+            raise ValueError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
+        self.law = get_rate_law(law)
+        if not self.law.linear:
+            raise ValueError(f"rate law {law!r} has no jump rate (nonlinear); use glauber, metropolis or upwind")
+        if not isinstance(n_particles, (int, np.integer)) or isinstance(n_particles, bool) or n_particles < 1:
+            raise ValueError(f"n_particles must be a positive integer, got {n_particles!r}")
+        if birth_death < 0 or not math.isfinite(birth_death):
+            raise ValueError(f"birth_death must be a finite rate >= 0, got {birth_death!r}")
+        if birth_death > 0 and n_particles < 2:
+            raise ValueError(f"birth-death needs at least 2 particles, got n_particles={n_particles}; "
+                             "pass birth_death=0 for a single particle")
+        try:
+            size = len(space)
+        except TypeError:
+            size = None
+        if size is not None and n_particles > size:
+            raise ValueError(f"n_particles={n_particles} exceeds the {size} architectures of the space")
+        if not isinstance(budget, (int, np.integer)) or isinstance(budget, bool):
+            raise ValueError(f"budget must be an integer, got {budget!r}")
+        if budget < n_particles + 1:
+            raise ValueError(f"budget={budget} cannot work with n_particles={n_particles}: the initial "
+                             f"population alone costs {n_particles} queries and the flow needs at least "
+                             "one more; raise the budget or lower n_particles")
+        for nm, v in (("dt", dt), ("c", c), ("c_p", c_p), ("potential_scale", potential_scale)):
+            if not math.isfinite(v) or v <= 0:
+                raise ValueError(f"{nm} must be a finite number > 0, got {v!r}")
+        if not 0 < restart_fraction <= 1:
+            raise ValueError(f"restart_fraction must lie in (0, 1], got {restart_fraction!r}")
+        if stall_rounds < 1 or refit_every < 1:
+            raise ValueError("stall_rounds and refit_every must be >= 1")
+        self._T = temperature_schedule(temperature)
+        self._T(0.0)  # validate a callable early
+        self.budget = int(budget)
+        self.n_particles = int(n_particles)
+        self.rule, self.dt, self.birth_death, self.c, self.c_p = rule, float(dt), float(birth_death), float(c), float(c_p)
+        self.potential_scale = float(potential_scale)
+        self.surrogate = surrogate
+        self.gp_options = dict(gp_options or {})
+        self.refit_every = int(refit_every)
+        self.stall_rounds, self.restart_fraction = int(stall_rounds), float(restart_fraction)
+        self.nonfinite, self.record_mass = nonfinite, bool(record_mass)
+        self._space_size = size
+        if graph is None:
+            graph = ArchitectureGraph(space, distance=engine if engine is not None else distance, kernel=kernel,
+                                      lengthscale=lengthscale, neighbours=neighbours, k=k)
+        self.graph = graph
+        # evolving state (everything below is in state_dict)
+        self.particles: list[str] = []
+        self.values: dict[str, float] = {}     # evaluated architecture -> value (finite)
+        self.failed: dict[str, str] = {}       # architecture -> repr of its non-finite value
+        self._pending: list[str] = []          # needed by the current round, not yet asked
+        self._asked: list[str] = []            # asked, not yet told
+        self._phase = "init"                   # "init" | "await" (a round waits for values) | "idle"
+        self._prev: list[str] | None = None    # surrogate mode: positions before the jump
+        self.round = 0
+        self.t = 0.0
+        self._free_rounds = 0
+        self.phi: dict[str, float] = {}        # NASAGD velocity potential per architecture
+        self.restarts: list[int] = []          # rounds at which NASAGD reset phi
+        self.history: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self._gp_hyper: dict[str, float] | None = None
+        self._gp_fit_at = 0
+        self._gp_seed = int(self.rng.integers(2**31 - 1))
+
+    # ------------------------------------------------------------------ bookkeeping
+    @property
+    def n_spent(self) -> int:
+        """Queries spent or committed: evaluated + failed + asked and not yet told."""
+        return len(self.values) + len(self.failed) + len(self._asked)
+
+    def _known(self, a: str) -> bool:
+        return a in self.values or a in self.failed
+
+    def _progress(self) -> float:
+        return min(1.0, (len(self.values) + len(self.failed)) / self.budget)
+
+    def temperature(self) -> float:
+        """The current temperature T(progress)."""
+        T = float(self._T(self._progress()))
+        if not math.isfinite(T) or T <= 0:
+            raise ValueError(f"the temperature schedule returned T = {T!r} at progress {self._progress():.3f}")
+        return T
+
+    def f(self, a: str) -> float:
+        """The potential of an evaluated architecture (+inf when it failed)."""
+        if a in self.failed:
+            return math.inf
+        return -self.values[a] / self.potential_scale
+
+    def _exhausted(self) -> bool:
+        return self._space_size is not None and len(self.values) + len(self.failed) + len(self._asked) + len(
+            self._pending) >= self._space_size
+
+    def _random_unknown(self, taken: set[str]) -> str | None:
+        for _ in range(10_000):
+            a = self.space.sample(self.rng)
+            if not self._known(a) and a not in taken:
+                return a
+        if self._space_size is not None:  # nearly exhausted finite space: enumerate what is left
+            left = [a for a in self.space.enumerate() if not self._known(a) and a not in taken]
+            if left:
+                return left[int(self.rng.integers(len(left)))]
+        return None
+
+    def _queue(self, archs: Sequence[str]) -> None:
+        """Add new architectures to the pending list, in order, without duplicates, within budget."""
+        room = self.budget - self.n_spent - len(self._pending)
+        for a in archs:
+            if room <= 0:
+                break
+            if not self._known(a) and a not in self._pending and a not in self._asked:
+                self._pending.append(a)
+                room -= 1
+
+    # ------------------------------------------------------------------ ask / tell
+    def ask(self, n: int = 1) -> list[str]:
+        if n < 1:
+            return []
+        out: list[str] = []
+        free_guard = 0
+        while len(out) < n and self.n_spent < self.budget:
+            if self._pending:
+                a = self._pending.pop(0)
+                self._asked.append(a)
+                out.append(a)
+                continue
+            if self._asked or self._exhausted():
+                break  # the current round waits for values, or nothing is left to evaluate
+            before = len(self._pending)
+            self._advance()
+            if len(self._pending) == before:
+                free_guard += 1
+                if free_guard > 10 * (self.stall_rounds + 2):  # pragma: no cover - defensive
+                    log.warning("flow: no new proposal after %d free rounds; stopping", free_guard)
+                    break
+        return out
+
+    def tell(self, evals: list[Evaluation]) -> None:
+        good = []
+        for ev in evals:
+            if ev.arch in self._asked:
+                self._asked.remove(ev.arch)
+            if ev.arch in self._pending:
+                self._pending.remove(ev.arch)
+            if not math.isfinite(ev.value):
+                if self.nonfinite == "raise":
+                    raise ValueError(f"evaluation of {ev.arch!r} is not finite: {ev.value!r} (nonfinite='raise')")
+                self.failed[ev.arch] = repr(ev.value)
+                self._seen.add(ev.arch)
+                self._event("nonfinite", arch=ev.arch, value=repr(ev.value))
+                log.warning("flow: %s evaluated to %r; marked failed (policy %r)", ev.arch, ev.value, self.nonfinite)
+                continue
+            good.append(ev)
+            self.values[ev.arch] = float(ev.value)
+        super().tell(good)
+        if not self._asked and not self._pending and self._phase == "await":
+            self._finish_round()
+
+    def _event(self, kind: str, **info: Any) -> None:
+        self.events.append({"kind": kind, "round": self.round, "n_queries": len(self.values) + len(self.failed),
+                            **info})
+
+    # ------------------------------------------------------------------ the dynamics
+    def _advance(self) -> None:
+        """Start the next round (the previous one is finished); may queue proposals."""
+        if self._phase == "init":
+            taken: set[str] = set()
+            for _ in range(self.n_particles):
+                a = self._random_unknown(taken)
+                if a is None:
+                    break
+                taken.add(a)
+                self.particles.append(a)
+            self._queue(self.particles)
+            self._phase = "await"
+            if not self._pending:
+                self._finish_round()
+            return
+        self._start_round()
+
+    def _start_round(self) -> None:
+        T = self.temperature()
+        if self.birth_death > 0 and len(self.particles) >= 2:
+            self._birth_death(T)
+        if self.surrogate == "gp":
+            self._surrogate_jump(T)
+        else:
+            props = [self.graph.sample_neighbour(a, self.rng) for a in self.particles]
+            self._queue([p for p in props if not self._known(p)])
+        self._phase = "await"
+        if self._pending:
+            self._free_rounds = 0
+        else:
+            self._free_rounds += 1
+            if self._free_rounds >= self.stall_rounds:
+                self._restart()
+        if not self._pending:
+            self._finish_round()
+
+    def _finish_round(self) -> None:
+        """All values of the round are in: handle failures, jump (unless done already), record."""
+        self._phase = "idle"
+        self._handle_failed_particles()
+        if self.round > 0 and self.surrogate is None and self.particles:
+            self._jump(self.temperature())
+        self._prev = None
+        self.round += 1
+        self.t += self.dt
+        if self.record_mass:
+            counts: dict[str, int] = {}
+            for a in self.particles:
+                counts[a] = counts.get(a, 0) + 1
+            self.history.append({"round": self.round, "n_queries": len(self.values) + len(self.failed),
+                                 "T": self.temperature(), "mass": counts})
+
+    def _handle_failed_particles(self) -> None:
+        bad = [i for i, a in enumerate(self.particles) if a in self.failed]
+        if not bad:
+            return
+        if self._prev is not None:  # surrogate mode: step back to where the particle came from
+            for i in bad:
+                self.particles[i] = self._prev[i]
+            self._event("nonfinite_step_back", particles=bad)
+            bad = [i for i, a in enumerate(self.particles) if a in self.failed]
+            if not bad:
+                return
+        healthy = [i for i in range(len(self.particles)) if i not in set(bad)]
+        if self.nonfinite == "kill" or not healthy:
+            self.particles = [self.particles[i] for i in healthy]
+            self._event("nonfinite_kill", particles=bad)
+            log.warning("flow: killed %d particle(s) on failed architectures", len(bad))
+            if not self.particles:
+                self._event("reseed", reason="population empty")
+                log.warning("flow: every particle died; re-seeding the population at random")
+                self._phase = "init"
+                self.particles = []
+            return
+        for i in bad:
+            self.particles[i] = self.particles[healthy[int(self.rng.integers(len(healthy)))]]
+        self._event("nonfinite_reset", particles=bad)
+        log.warning("flow: reset %d particle(s) on failed architectures to healthy ones", len(bad))
+
+    def _restart(self) -> None:
+        room = self.budget - self.n_spent - len(self._pending)
+        n = min(room, max(1, int(round(self.restart_fraction * len(self.particles)))))
+        if n <= 0:
+            return
+        idx = self.rng.choice(len(self.particles), size=n, replace=False)
+        taken: set[str] = set(self._pending)
+        moved = []
+        for i in sorted(int(j) for j in idx):
+            a = self._random_unknown(taken)
+            if a is None:
+                break
+            taken.add(a)
+            self.particles[i] = a
+            moved.append(i)
+        self._queue([self.particles[i] for i in moved])
+        self._free_rounds = 0
+        self._event("restart", particles=moved)
+
+    # --- sdot steps on the exported subgraph ---------------------------------------------------
+    def _local(self, include_unknown: bool) -> tuple[list[str], dict[str, int]]:
+        """Occupied nodes and their (evaluated, or all) neighbours, occupied first, in a fixed order."""
+        nodes = list(dict.fromkeys(self.particles))
+        for a in list(nodes):
+            names, _ = self.graph.neighbours(a)
+            for h in names:
+                if h in self.failed:
+                    continue
+                if include_unknown or h in self.values:
+                    nodes.append(h)
+        nodes = list(dict.fromkeys(nodes))
+        return nodes, {a: i for i, a in enumerate(nodes)}
+
+    def _state(self, index: dict[str, int]) -> ParticleState:
+        return ParticleState.from_labels(np.array([index[a] for a in self.particles], dtype=np.int64), rng=self.rng)
+
+    def _birth_death(self, T: float) -> None:
+        nodes = list(dict.fromkeys(self.particles))
+        index = {a: i for i, a in enumerate(nodes)}
+        space = self.graph.subgraph(nodes)
+        fvals = np.array([self.f(a) for a in nodes])
+        pot = _table_potential(fvals)
+        st = self._state(index)
+        birth_death_step(st, space, pot, T, self.birth_death * self.dt, density="kde", nonfinite="freeze")
+        self.particles = [nodes[int(i)] for i in st.g]
+
+    def _jump(self, T: float) -> None:
+        nodes, index = self._local(include_unknown=False)
+        if len(nodes) < 2:
+            return
+        space = self.graph.subgraph(nodes)
+        fvals = np.array([self.f(a) for a in nodes])
+        st = self._state(index)
+        if self.rule == "flow":
+            jump_step(st, space, _table_potential(self._capped(fvals, T)), self.law, T, self.dt, method="exact",
+                      nonfinite="freeze")
+        elif self.rule == "nasgd":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # explicit rule sub-steps large probabilities
+                nasgd_step(st, space, fvals, self.dt, self.c, nonfinite="freeze")
+        else:
+            rule = NASAGD(space, dt=self.dt, c=self.c, c_p=self.c_p, nonfinite="freeze")
+            rule.phi = np.array([self.phi.get(a, 0.0) for a in nodes])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                rule.step(st, fvals)
+            if rule.restarts:
+                self.restarts.append(self.round)
+            for a, v in zip(nodes, rule.phi):
+                self.phi[a] = float(v)
+        self.particles = [nodes[int(i)] for i in st.g]
+
+    def _capped(self, fvals: np.ndarray, T: float) -> np.ndarray:
+        """Potential gaps beyond ``_GAP_CAP * T`` are capped for the glauber law: its rate
+        ``T w exp(gap / 2T)`` would overflow, and a rate of exp(500) is instantaneous at any dt."""
+        if self.law.name != "glauber" or fvals.size == 0:
+            return fvals
+        return np.minimum(fvals, float(fvals.min()) + _GAP_CAP * T)
+
+    # --- surrogate hybrid ---------------------------------------------------------------------
+    def _surrogate_jump(self, T: float) -> None:
+        nodes, index = self._local(include_unknown=True)
+        unknown = [a for a in nodes if a not in self.values]
+        fvals = np.array([self.f(a) if a in self.values else np.nan for a in nodes])
+        if unknown:
+            mu = self._gp_mean(unknown)
+            for a, m in zip(unknown, mu):
+                fvals[index[a]] = -m / self.potential_scale
+        if len(nodes) < 2:
+            return
+        space = self.graph.subgraph(nodes)
+        st = self._state(index)
+        self._prev = list(self.particles)
+        if self.rule == "flow":
+            jump_step(st, space, _table_potential(self._capped(fvals, T)), self.law, T, self.dt, method="exact",
+                      nonfinite="freeze")
+        elif self.rule == "nasgd":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                nasgd_step(st, space, fvals, self.dt, self.c, nonfinite="freeze")
+        else:
+            rule = NASAGD(space, dt=self.dt, c=self.c, c_p=self.c_p, nonfinite="freeze")
+            rule.phi = np.array([self.phi.get(a, 0.0) for a in nodes])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                rule.step(st, fvals)
+            if rule.restarts:
+                self.restarts.append(self.round)
+            for a, v in zip(nodes, rule.phi):
+                self.phi[a] = float(v)
+        new = [nodes[int(i)] for i in st.g]
+        landed = list(dict.fromkeys(a for a in new if not self._known(a)))
+        self._queue(landed)
+        # a particle that landed on an architecture the budget cannot pay for steps back
+        ok = set(self._pending) | set(self.values)
+        self.particles = [a if a in ok else p for a, p in zip(new, self._prev)]
+
+    def _distance_matrix(self, A: Sequence[str], B: Sequence[str] | None = None) -> np.ndarray:
+        eng = self.graph.engine
+        if hasattr(eng, "matrix"):
+            return eng.matrix(list(A), None if B is None else list(B))
+        B2 = list(A) if B is None else list(B)
+        aa = [a for a in A for _ in B2]
+        bb = [b for _ in A for b in B2]
+        return self.graph.distances(aa, bb).reshape(len(A), len(B2))
+
+    def _gp_mean(self, archs: Sequence[str]) -> np.ndarray:
+        from ..gp import DistanceGP
+
+        X = list(self.values)
+        y = np.array([self.values[a] for a in X])
+        if len(X) < 2:
+            return np.full(len(archs), float(y.mean()) if len(y) else 0.0)
+        D = self._distance_matrix(X)
+        opts = {"n_restarts": 2, **self.gp_options, "seed": self._gp_seed + self.round}
+        gp = DistanceGP(**opts)
+        if self._gp_hyper is None or len(X) - self._gp_fit_at >= self.refit_every:
+            gp.fit(D, y, init=self._gp_hyper)
+            self._gp_hyper = dict(gp.hyperparameters_)
+            self._gp_fit_at = len(X)
+        else:
+            gp.fit(D, y, hyperparameters=self._gp_hyper)
+        mu, _ = gp.predict(self._distance_matrix(archs, X))
+        return np.asarray(mu, dtype=float)
+
+    # ------------------------------------------------------------------ diagnostics
+    def mass(self) -> dict[str, float]:
+        """Current node masses N_g / N of the occupied architectures."""
+        out: dict[str, float] = {}
+        for a in self.particles:
+            out[a] = out.get(a, 0.0) + 1.0 / len(self.particles)
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, Any]:
+        s = super().state_dict()
+        s.update({
+            "particles": list(self.particles), "values": dict(self.values), "failed": dict(self.failed),
+            "pending": list(self._pending), "asked": list(self._asked), "phase": self._phase,
+            "prev": None if self._prev is None else list(self._prev), "round": self.round, "t": self.t,
+            "free_rounds": self._free_rounds, "phi": dict(self.phi), "restarts": list(self.restarts),
+            "history": [dict(h, mass=dict(h["mass"])) for h in self.history],
+            "events": [dict(e) for e in self.events], "gp_hyper": None if self._gp_hyper is None else dict(self._gp_hyper),
+            "gp_fit_at": self._gp_fit_at, "gp_seed": self._gp_seed, "seen": sorted(self._seen),
+        })
+        return s
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.particles = list(state["particles"])
+        self.values = {a: float(v) for a, v in state["values"].items()}
+        self.failed = dict(state["failed"])
+        self._pending, self._asked = list(state["pending"]), list(state["asked"])
+        self._phase = state["phase"]
+        self._prev = None if state["prev"] is None else list(state["prev"])
+        self.round, self.t, self._free_rounds = int(state["round"]), float(state["t"]), int(state["free_rounds"])
+        self.phi = {a: float(v) for a, v in state["phi"].items()}
+        self.restarts = list(state["restarts"])
+        self.history = [dict(h, mass=dict(h["mass"])) for h in state["history"]]
+        self.events = [dict(e) for e in state["events"]]
+        self._gp_hyper = None if state["gp_hyper"] is None else dict(state["gp_hyper"])
+        self._gp_fit_at, self._gp_seed = int(state["gp_fit_at"]), int(state["gp_seed"])
+        self._seen = set(state["seen"])
+
+
+def _table_potential(fvals: np.ndarray) -> CallablePotential:
+    """A d = 0 potential given by a table of node values (f(x, g) = fvals[g])."""
+    table = np.asarray(fvals, dtype=float)
+
+    def f(x, g):
+        return table[np.asarray(g, dtype=np.int64)]
+
+    return CallablePotential(f, n_nodes=len(table), dim=0, grad=lambda x, g: np.zeros((len(g), 0)))
+
