@@ -134,9 +134,9 @@ def registry_entry(kind: str, name: str) -> Any:
 
 
 def did_you_mean(word: str, choices: list[str]) -> str:
-    """`` did you mean 'x'?`` for the closest choice, or an empty string."""
+    """`` (did you mean 'x'?)`` for the closest choice, or an empty string."""
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _check_name(kind: str, name: Any, where: str) -> None:
@@ -147,7 +147,7 @@ def _check_name(kind: str, name: Any, where: str) -> None:
     if not names:
         raise ConfigError(f"{where}: unknown {label} {name!r}: no {label} is registered (is the module that "
                           f"defines them installed, or missing from 'plugins'?)")
-    raise ConfigError(f"{where}: unknown {label} {name!r}{did_you_mean(name, names)} valid {label}s: "
+    raise ConfigError(f"{where}: unknown {label} {name!r}{did_you_mean(name, names)}; valid {label}s: "
                       f"{', '.join(names)}")
 
 
@@ -365,7 +365,7 @@ def _validate_table(raw: Mapping[str, Any], schema: dict[str, _Field], where: st
     unknown = [k for k in raw if k not in schema]
     if unknown:
         k = unknown[0]
-        raise ConfigError(f"{where}: unknown key {k!r}{did_you_mean(k, list(schema))} valid keys: "
+        raise ConfigError(f"{where}: unknown key {k!r}{did_you_mean(k, list(schema))}; valid keys: "
                           f"{', '.join(schema)}")
     out: dict[str, Any] = {}
     for key, f in schema.items():
@@ -425,7 +425,7 @@ def _check_options(options: dict[str, Any], target: Any, what: str, where: str,
         if key not in params:
             if var_kw:
                 continue
-            raise ConfigError(f"{where}: unknown option {key!r} for {what}{did_you_mean(key, list(params))} "
+            raise ConfigError(f"{where}: unknown option {key!r} for {what}{did_you_mean(key, list(params))}; "
                               f"valid options: {', '.join(params) or '(none)'}")
         default = params[key].default
         if default is inspect.Parameter.empty or default is None:
@@ -491,7 +491,7 @@ def _apply_with_data(raw: dict[str, Any], data: str | Path, where: str) -> dict[
     unknown = [k for k in wd if k not in _WITH_DATA_KEYS]
     if unknown:
         raise ConfigError(f"{where}.with_data: unknown key {unknown[0]!r}{did_you_mean(unknown[0], list(_WITH_DATA_KEYS))}"
-                          f" valid keys: {', '.join(_WITH_DATA_KEYS)}")
+                          f"; valid keys: {', '.join(_WITH_DATA_KEYS)}")
     path = _resolve_data_path(data, wd.get("file"))
     wd = _substitute(wd, str(path))
     out = copy.deepcopy(raw)
@@ -508,7 +508,7 @@ def _apply_with_data(raw: dict[str, Any], data: str | Path, where: str) -> dict[
         if not matches:
             known = [m.get("label", m.get("optimiser")) for m in out.get("methods", [])]
             raise ConfigError(f"{where}.with_data.method_options: no method labelled {label!r}"
-                              f"{did_you_mean(label, known)} methods: {', '.join(map(str, known))}")
+                              f"{did_you_mean(label, known)}; methods: {', '.join(map(str, known))}")
         matches[0]["options"] = {**matches[0].get("options", {}), **opts}
     return out
 

@@ -7,8 +7,8 @@ Run figures take ``results``: ``{trial_id: result dict}`` as stored in a run dir
   test value of the best-so-far architecture, against queries or cumulative cost: mean over seeds with
   a band of one standard deviation (and the min-max range, lighter);
 - :func:`plot_mass` — mass per architecture over time for one population/flow run;
-- :func:`plot_graph_mass` — the architectures holding mass, joined when they are mutation neighbours,
-  node area proportional to mass, colour = validation value;
+- :func:`plot_graph_mass` — the architectures a population visited, joined when they are mutation
+  neighbours, node area proportional to the final mass, colour = validation value;
 - :func:`plot_density_snapshots` — densities per node of G over x (d = 1) at several times.
 """
 
@@ -146,18 +146,38 @@ def plot_mass(trace: list[tuple[int, dict[str, float]]], path: str | Path, *, to
     return _save(fig, path)
 
 
+_NB201_ABBREV = {"none": "-", "skip_connect": "s", "nor_conv_1x1": "c1", "nor_conv_3x3": "c3", "avg_pool_3x3": "p3"}
+
+
 def _shorten(arch: str, width: int = 48) -> str:
+    """A short label: NB201 strings as their operations per node (``c3/c3 p3/s c3 s``: c3/c1 = 3x3/1x1
+    conv, p3 = 3x3 avg pool, s = skip, - = none), anything else cut at ``width``."""
+    if arch.startswith("|") and "~" in arch:
+        nodes = [n.strip("|") for n in arch.split("+")]
+        ops = [[_NB201_ABBREV.get(e.split("~")[0], e.split("~")[0]) for e in n.split("|") if e] for n in nodes]
+        if all(ops):
+            return "/".join(" ".join(o) for o in ops)
     return arch if len(arch) <= width else arch[: width - 3] + "..."
 
 
-def plot_graph_mass(masses: dict[str, float], path: str | Path, *, neighbours: Callable[[str], list[str]] | None = None,
-                    values: dict[str, float] | None = None, title: str = "", max_nodes: int = 60) -> Path:
-    """The architectures holding mass as a graph: edges join mutation neighbours (``neighbours(arch)``),
-    node area is proportional to mass, colour is the validation value when known."""
+def plot_graph_mass(trace: list[tuple[int, dict[str, float]]], path: str | Path, *,
+                    neighbours: Callable[[str], list[str]] | None = None, values: dict[str, float] | None = None,
+                    title: str = "", max_nodes: int = 60) -> Path:
+    """The architectures a population visited or evaluated, as a graph: edges join mutation neighbours
+    (``neighbours(arch)``), node area is proportional to the final mass (small dots: no mass left),
+    colour is the validation value when known (``values``: the evaluated architectures). ``trace``: ``[(query_index, {arch: mass})]``."""
     import networkx as nx
 
     plt = _plt()
-    nodes = sorted(masses, key=masses.get, reverse=True)[:max_nodes]
+    final = trace[-1][1] if trace else {}
+    peak: dict[str, float] = defaultdict(float)
+    for _, m in trace:
+        for a, v in m.items():
+            peak[a] = max(peak[a], v)
+    vals = values or {}
+    candidates = set(peak) | set(vals)          # visited by particles, or evaluated (proposed)
+    nodes = sorted(candidates, key=lambda a: (final.get(a, 0.0), peak.get(a, 0.0), vals.get(a, -np.inf)),
+                   reverse=True)[:max_nodes]
     G = nx.Graph()
     G.add_nodes_from(nodes)
     if neighbours is not None:
@@ -166,22 +186,21 @@ def plot_graph_mass(masses: dict[str, float], path: str | Path, *, neighbours: C
             for b in neighbours(a):
                 if b in present and a < b:
                     G.add_edge(a, b)
-    pos = nx.spring_layout(G, seed=0)
-    fig, ax = plt.subplots(figsize=(6.4, 5.2))
-    total = sum(masses[a] for a in nodes) or 1.0
-    sizes = [40 + 2400 * masses[a] / total for a in nodes]
-    vals = values or {}
+    pos = nx.spring_layout(G, seed=0, k=1.5 / max(1, len(nodes)) ** 0.5)
+    fig, ax = plt.subplots(figsize=(7.0, 5.6))
+    sizes = [25 + 2000 * final.get(a, 0.0) for a in nodes]
     colours = [vals.get(a, np.nan) for a in nodes]
-    nx.draw_networkx_edges(G, pos, ax=ax, alpha=0.4)
+    nx.draw_networkx_edges(G, pos, ax=ax, alpha=0.35)
     sc = ax.scatter([pos[a][0] for a in nodes], [pos[a][1] for a in nodes], s=sizes, c=colours, cmap="viridis",
-                    edgecolors="k", linewidths=0.5, plotnonfinite=True)
+                    edgecolors="k", linewidths=0.5, plotnonfinite=True, zorder=3)
     if any(np.isfinite(colours)):
         fig.colorbar(sc, ax=ax, label="validation value")
-    best = nodes[0] if nodes else None
-    if best is not None:
-        ax.annotate(_shorten(best, 40), pos[best], fontsize=6, xytext=(4, 4), textcoords="offset points")
-    ax.set_title(title or f"architectures with mass ({G.number_of_nodes()} nodes, {G.number_of_edges()} "
-                          f"mutation edges)", fontsize=10)
+    for a in nodes:
+        if final.get(a, 0.0) > 0:
+            ax.annotate(f"{_shorten(a, 30)} ({final[a]:.2f})", pos[a], fontsize=6, xytext=(5, 5),
+                        textcoords="offset points", zorder=4)
+    ax.set_title(title or f"evaluated architectures ({G.number_of_nodes()}, {G.number_of_edges()} mutation edges); "
+                          f"area = final mass", fontsize=10)
     ax.set_axis_off()
     return _save(fig, path)
 

@@ -127,10 +127,9 @@ def make_figures(run: RunDir, config: Config, results: dict[str, dict[str, Any]]
                             title=f"mass per architecture: {first['label']}, seed {first.get('seed')}"))
         neighbours = _neighbours(config)
         values = dict(zip(first["archs"], first["values"]))
-        add(f"Architectures holding mass at the end ({first['label']}, seed {first.get('seed')}); edges: "
+        add(f"Architectures evaluated by {first['label']} (seed {first.get('seed')}), node area = final mass; edges: "
             f"mutation neighbours",
-            plots.plot_graph_mass(first["masses"][-1][1], fig_dir / "graph_mass.png", neighbours=neighbours,
-                                  values=values))
+            plots.plot_graph_mass(first["masses"], fig_dir / "graph_mass.png", neighbours=neighbours, values=values))
     return out
 
 

@@ -338,9 +338,9 @@ def _load_benchmark_state(bench: Any, state: dict[str, Any]) -> None:
 
 
 def _masses(opt: Any) -> dict[str, float] | None:
-    """Mass per architecture, for the mass plots: the optimiser's ``masses()`` when it has one (a flow:
+    """Mass per architecture, for the mass plots: the optimiser's ``masses()`` or ``mass()`` (a flow:
     the fraction of particles on each architecture); logged on the last event line of each step."""
-    fn = getattr(opt, "masses", None)
+    fn = getattr(opt, "masses", None) or getattr(opt, "mass", None)
     if not callable(fn):
         return None
     m = fn()

@@ -615,9 +615,19 @@ class GridSolver:
             As = sp.csr_matrix((self._s_rate, (self._s_dst, self._s_src)), shape=(N, N))
             As = As - sp.diags(np.asarray(As.sum(axis=0)).ravel())
             lu_s = None
-            if As.nnz:
-                lu_s = spla.splu((sp.identity(N, format="csc") - tau * As).tocsc(),
-                                 permc_spec="MMD_AT_PLUS_A" if self.grid.dim == 2 else "COLAMD")
+            if As.nnz and self.grid.dim == 1:
+                # node-major ordering makes 1-d transport tridiagonal: LAPACK gttrf / gttrs
+                from scipy.linalg import lapack
+
+                B = (sp.identity(N, format="csr") - tau * As).todia()
+                diag = {int(o): B.data[k] for k, o in enumerate(B.offsets)}
+                dl, d0, du = diag.get(-1, np.zeros(N))[:-1], diag[0].copy(), diag.get(1, np.zeros(N))[1:]
+                fac_t = lapack.dgttrf(dl.copy(), d0, du.copy())
+                if fac_t[-1] != 0:
+                    raise np.linalg.LinAlgError(f"tridiagonal factorisation failed (info = {fac_t[-1]})")
+                lu_s = _Tridiagonal(fac_t[:5])
+            elif As.nnz:
+                lu_s = spla.splu((sp.identity(N, format="csc") - tau * As).tocsc(), permc_spec="MMD_AT_PLUS_A")
             # reaction: one K x K forward operator per cell, inverted in one batched call
             cell = self._r_src % M
             g, h = self._r_src // M, self._r_dst // M
@@ -686,6 +696,21 @@ class GridSolver:
     def __repr__(self) -> str:
         return (f"GridSolver(K={self.K}, M={self.M}, d={self.grid.dim}, T={self.T}, law={self.law.name!r}, "
                 f"method={self.method!r}, spatial={self.spatial!r})")
+
+
+class _Tridiagonal:
+    """A LAPACK gttrf factorisation with a ``solve`` like SuperLU's."""
+
+    def __init__(self, factors):
+        self.factors = factors
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        from scipy.linalg import lapack
+
+        x, info = lapack.dgttrs(*self.factors, b)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"tridiagonal solve failed (info = {info})")
+        return x
 
 
 def n_steps(t_final: float, tau: float) -> int:

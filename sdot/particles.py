@@ -26,11 +26,13 @@ the same code with a ``torch.Generator``.
 
 **Non-finite policy.** Every step takes ``nonfinite = "raise" | "freeze" | "reset"`` for particles
 whose potential value, gradient, rate or new position is NaN or infinite:
-``"raise"`` raises :class:`NonFiniteError` naming the particles; ``"freeze"`` leaves them where they
-are for this step (no move, no jump); ``"reset"`` replaces each one by a copy (x, g, p) of a
-uniformly chosen healthy particle (a birth-death replacement, N stays fixed). The affected
-particles are always reported in ``state.info.nonfinite`` (indices; ``state.info.nonfinite_mask(N)``
-gives the mask). Nothing non-finite is ever written into the state. A rate of ``+inf`` *into* a
+``"raise"`` raises :class:`NonFiniteError` naming the particles (``.indices``) and leaves the state
+as it was before the elementary step that met them (in a composite Strang/Lie step the sub-steps
+already completed stay applied); ``"freeze"`` leaves them where they are for this step (no move,
+no jump); ``"reset"`` replaces each one by a copy (x, g, p) of a uniformly chosen healthy particle
+(a birth-death replacement, N stays fixed). The affected particles are reported in
+``state.info.nonfinite`` (indices; ``state.info.nonfinite_mask(N)`` gives the mask). Nothing
+non-finite is ever written into the state. A rate of ``+inf`` *into* a
 node is legitimate only as ``f = +inf`` there (an infinite barrier gives rate 0 under the shipped
 laws); NaN anywhere, or ``f = +-inf`` at a particle's own node, is flagged.
 
@@ -412,13 +414,6 @@ def _nonzero(mask: Any) -> Any:
     return np.flatnonzero(mask)
 
 
-def _take(row: Any, idx: Any) -> Any:
-    """row[idx] for a 1-D table row (np.take is the fastest numpy gather)."""
-    if is_torch(row):
-        return row[idx]
-    return np.take(row, idx)
-
-
 # ----------------------------------------------------------------------------------------------
 # validation at the edge
 # ----------------------------------------------------------------------------------------------
@@ -577,6 +572,9 @@ def _row_nonfinite(a: Any) -> Any:
 # ----------------------------------------------------------------------------------------------
 # fast numpy kernels for the shipped quadratic potential
 # ----------------------------------------------------------------------------------------------
+_KERNELS: "weakref.WeakKeyDictionary[QuadraticPotential, tuple]" = weakref.WeakKeyDictionary()
+
+
 class _QuadraticKernel:
     """``f(x, h) = a_h |x - m_h|^2 / 2 + c_h`` and its gradient with 1-D ``np.take`` gathers and
     in-place arithmetic on coordinate columns (the generic ``QuadraticPotential.__call__`` gathers
@@ -597,11 +595,11 @@ class _QuadraticKernel:
         if type(potential) is not QuadraticPotential or not isinstance(x, np.ndarray):
             return None
         key = (x.dtype.str, potential.a.tobytes(), potential.c.tobytes(), potential.m.tobytes())
-        cached = getattr(potential, "_sdot_particles_kernel", None)
-        if cached is not None and cached[0] == key:
+        cached = _KERNELS.get(potential)
+        if cached is not None and cached[0] == key:  # parameters unchanged since it was built
             return cached[1]
         kern = _QuadraticKernel(potential, x.dtype)
-        potential._sdot_particles_kernel = (key, kern)
+        _KERNELS[potential] = (key, kern)
         return kern
 
     def values(self, cols: list, h: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -659,10 +657,15 @@ def _langevin(state: ParticleState, potential: Potential, T: float, dt: float, n
     noise_scale = math.sqrt(2.0 * T * dt)
     if isinstance(x, np.ndarray):
         step = _WS.get("step", x.shape, x.dtype)
+        owned = _QuadraticKernel.get(potential, x) is not None  # grad is our scratch buffer
         if T > 0:
             state.rng.standard_normal(dtype=x.dtype, out=step)
             step *= noise_scale
-            step -= dt * grad
+            if owned:
+                grad *= dt
+                step -= grad
+            else:
+                step -= dt * grad
         else:
             np.multiply(grad, -dt, out=step)
         cand = _WS.get("cand", x.shape, x.dtype)
@@ -949,9 +952,11 @@ def _select_destination(C: Any, cols: Any, target: Any, table: NeighbourTable, g
 
 
 def _jump_round(state: ParticleState, idx: Any, tau: Any, table: NeighbourTable, potential: Potential,
-                law: RateLaw, T: float, method: str, nonfinite: str, pre: tuple | None = None):
+                law: RateLaw, T: float, method: str, nonfinite: str, pre: tuple | None = None,
+                undo: list | None = None):
     """One round of jumps for particles ``idx`` (None = all) with remaining times ``tau`` (scalar or
-    per particle). Returns (global indices of the jumpers, their remaining time or None)."""
+    per particle). Returns (global indices of the jumpers, their remaining time or None); appends
+    (jumpers, old labels) to ``undo`` when given."""
     if idx is None:
         x, g = state.x, state.g
     else:
@@ -975,7 +980,7 @@ def _jump_round(state: ParticleState, idx: Any, tau: Any, table: NeighbourTable,
     if numpy:
         u = state.rng.random(out=_WS.get("u", n, np.float64))
         prob = _WS.get("prob", n, np.float64)
-        np.multiply(lam, tau if scalar_tau or method == "explicit" else tau, out=prob)
+        np.multiply(lam, tau, out=prob)
         if method != "explicit":
             np.negative(prob, out=prob)
             np.expm1(prob, out=prob)
@@ -1004,9 +1009,12 @@ def _jump_round(state: ParticleState, idx: Any, tau: Any, table: NeighbourTable,
     else:
         tau_left = None
         target = (u[J] / prob[J]) * lamJ
-    new = _select_destination(C, J, target if numpy else target.to(C.dtype), table, g[J])
+    old = g[J]
+    new = _select_destination(C, J, target if numpy else target.to(C.dtype), table, old)
     state.g[gidx] = new
     state.info.n_jumps += nj
+    if undo is not None:
+        undo.append((gidx, old))
     return gidx, tau_left
 
 
@@ -1017,12 +1025,19 @@ def _jumps(state: ParticleState, table: NeighbourTable, potential: Potential, la
     if method == "explicit":
         _explicit_jumps(state, table, potential, law, T, dt, nonfinite, on_large_step, depth=0)
         return
-    idx, tau = _jump_round(state, None, dt, table, potential, law, T, method, nonfinite)
+    # under "raise" a non-finite value met after a jump (a later round) undoes this step's jumps
+    undo = [] if nonfinite == "raise" and method == "exact" else None
+    idx, tau = _jump_round(state, None, dt, table, potential, law, T, method, nonfinite, undo=undo)
     rounds = 1
     if method == "exact":
-        while tau is not None and rounds < max_rounds:
-            idx, tau = _jump_round(state, idx, tau, table, potential, law, T, method, nonfinite)
-            rounds += 1
+        try:
+            while tau is not None and rounds < max_rounds:
+                idx, tau = _jump_round(state, idx, tau, table, potential, law, T, method, nonfinite, undo=undo)
+                rounds += 1
+        except NonFiniteError:
+            for gidx, old in reversed(undo):
+                state.g[gidx] = old
+            raise
         if tau is not None:
             warnings.warn(f"jump_step: {int(idx.shape[0])} particles still jumping after max_rounds = "
                           f"{max_rounds} rounds; their remaining time was dropped", RuntimeWarning, stacklevel=3)

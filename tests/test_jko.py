@@ -144,8 +144,8 @@ def test_entropic_stationary_states():
     pi = np.exp(-np.array(C3) / T)
     alpha = 2 * T / beta
     for cost, target in (("poisson", pi ** (2 * alpha / (1 + 2 * alpha))), ("glauber", pi)):
-        E = EntropicJKOStep(space, pot, POINT, T, eps=beta * tau, graph_cost=cost, tol=1e-10)
-        rho = E.evolve(RHO0, 10.0, tau)
+        E = EntropicJKOStep(space, pot, POINT, T, eps=beta * tau, graph_cost=cost, tol=1e-9)
+        rho = E.evolve(RHO0, 8.0, tau)
         assert np.allclose(rho.ravel(), target / target.sum(), atol=0.02)
 
 

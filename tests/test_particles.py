@@ -522,3 +522,16 @@ def test_torch_path_float32_momenta_birth_death_and_policies(torch_one_thread):
         ParticleState(torch.zeros(3, 1), np.zeros(3, dtype=int))
     with pytest.raises(TypeError, match="numpy particles"):
         ParticleState(np.zeros((3, 1)), np.zeros(3, dtype=int), rng=torch.Generator())
+
+
+def test_nonfinite_met_after_a_jump_undoes_the_step_under_raise():
+    """Exact chain: a particle jumps into a node whose f is NaN at its x (found in a later round)."""
+    space = SemiDiscreteSpace.path(3, dim=1)
+    pot = CallablePotential(lambda x, g: np.where(g == 2, np.nan, np.where(g == 1, -5.0, 0.0)) + 0 * x[:, 0], 3, 1,
+                            grad=lambda x, g: np.zeros_like(x))
+    s = ParticleState(np.zeros((200, 1)), np.zeros(200, dtype=int), rng=22)
+    with pytest.raises(NonFiniteError):
+        jump_step(s, space, pot, "glauber", 1.0, 5.0)
+    assert np.all(s.g == 0)
+    jump_step(s, space, pot, "glauber", 1.0, 5.0, nonfinite="freeze")
+    assert np.all(s.g == 1) and s.info.nonfinite.size == 200  # reached node 1, frozen there

@@ -12,7 +12,8 @@ Every choice here is a reconstruction [derived] and therefore an option:
 * **Information flow** ``Phi(u, v) = min over directed paths u = w0 -> ... -> wr = v of
   sum_i (1 + omega(o(w_i)))``, ``Phi(u, u) = 0``; unreachable pairs get ``max finite + 1``; divided
   by the largest entry.  Variants ``flow="shortest" | "longest" | "random_walk"``, ``symmetrise``.
-* **Operation weights** ``omega`` (relative compute): conv 3x3 = 1, conv 1x1 = 1/9, separable and
+* **Operation weights** ``omega`` (relative compute): conv 3x3 = 1, conv 1x1 = 0.5 (the value of the
+  spec's reference measurement, test 10.4), separable and
   dilated convolutions 1, pooling 0.25, skip / sum / input / output 0.
 * **Node masses**: ``"uniform"`` (1/n) or ``"compute"`` (proportional to 0.1 + omega).
 """
@@ -60,9 +61,9 @@ OP_FAMILY: dict[str, tuple[str, int]] = {
 
 DEFAULT_OP_WEIGHTS: dict[str, float] = {
     "nor_conv_3x3": 1.0,
-    "nor_conv_1x1": 1.0 / 9.0,
+    "nor_conv_1x1": 0.5,
     "conv3x3-bn-relu": 1.0,
-    "conv1x1-bn-relu": 1.0 / 9.0,
+    "conv1x1-bn-relu": 0.5,
     "sep_conv_3x3": 1.0,
     "sep_conv_5x5": 1.0,
     "dil_conv_3x3": 1.0,

@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 _EMD_MAX_ITER = 100000
-_START_KINDS = ("product", "emd", "product_t", "emd_t")
+_START_KINDS = ("product", "emd", "struct", "product_t", "emd_t", "struct_t")
 _DEGENERACY_TOL = 1e-12
 
 
@@ -188,12 +188,13 @@ def fgw_cg_batch(
     C1T = np.ascontiguousarray(np.swapaxes(C1, 1, 2))
     C2T = np.ascontiguousarray(np.swapaxes(C2, 1, 2))
     C1sq, C2sq = C1 * C1, C2 * C2
-    # square loss: constC = f1(C1) p 1^T + 1 q^T f2(C2)^T (POT init_matrix), and the same for C^T
-    constC = (C1sq @ p[:, :, None]) + np.swapaxes(C2sq @ q[:, :, None], 1, 2)
-    constCt = (np.swapaxes(C1sq, 1, 2) @ p[:, :, None]) + np.swapaxes(np.swapaxes(C2sq, 1, 2) @ q[:, :, None], 1, 2)
-    cs = constC + constCt
+    # square loss: constC = f1(C1) p 1^T + 1 q^T f2(C2)^T (POT init_matrix), and the same for C^T.
+    # Every expression below follows POT's operation order, so that in exact ties of the LP the
+    # network simplex sees bit-identical costs and the run retraces POT's path.
+    constC = _const_c(C1sq, C2sq, p, q)
+    constCt = _const_c(np.swapaxes(C1sq, 1, 2), np.swapaxes(C2sq, 1, 2), p, q)
     pp = np.ascontiguousarray(p, dtype=float)
-    qs = np.ascontiguousarray(q * (p.sum(1) / q.sum(1))[:, None])  # as ot.emd rescales b
+    qs = np.ascontiguousarray(q * p.sum(1)[:, None] / q.sum(1)[:, None])  # as ot.emd rescales b
     hG = C1 @ G @ C2T  # C1 G C2^T
     cost = (Mlin * G).sum((1, 2)) + alpha * ((constC - 2.0 * hG) * G).sum((1, 2))
     running = np.ones(B, dtype=bool)
@@ -205,7 +206,7 @@ def fgw_cg_batch(
     while True:
         it += 1
         # gradient 0.5 (grad + grad of the transposed problem) = tens(G) + tens_t(G)
-        Mi = Mlin + alpha * (cs - 2.0 * (hG + C1T @ G @ C2))
+        Mi = Mlin + alpha * (0.5 * (2.0 * (constC - 2.0 * hG) + 2.0 * (constCt - 2.0 * (C1T @ G @ C2))))
         Gc = G.copy()
         if assignment:
             inv_n = 1.0 / n
@@ -234,7 +235,7 @@ def fgw_cg_batch(
         pos = a > 0
         step = np.where(pos, np.clip(-b / np.where(pos, 2.0 * a, 1.0), 0.0, 1.0), np.where(a + b < 0, 1.0, 0.0))
         step[~running] = 0.0
-        new = cost + a * step * step + b * step
+        new = cost + a * (step**2) + b * step
         absd = np.abs(new - cost)
         cost = np.where(running, new, cost)
         G += step[:, None, None] * D
@@ -254,8 +255,8 @@ def fgw_cg_batch(
             G_out[ids[fin]] = G[fin]
             degen_out[ids[fin]] = degen[fin]
             keep = running
-            ids, G, Mlin, C1, C2, C1T, C2T, constC, cs, pp, qs, hG, cost, degen = (
-                x[keep] for x in (ids, G, Mlin, C1, C2, C1T, C2T, constC, cs, pp, qs, hG, cost, degen)
+            ids, G, Mlin, C1, C2, C1T, C2T, constC, constCt, pp, qs, hG, cost, degen = (
+                x[keep] for x in (ids, G, Mlin, C1, C2, C1T, C2T, constC, constCt, pp, qs, hG, cost, degen)
             )
             if track:
                 U, V = U[keep], V[keep]
@@ -265,6 +266,15 @@ def fgw_cg_batch(
     if track:
         return fgw_values(M, C1o, C2o, p, q, alpha, G_out), G_out, degen_out
     return fgw_values(M, C1o, C2o, p, q, alpha, G_out), G_out
+
+
+def _const_c(C1sq: np.ndarray, C2sq: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """(C1^2 p) 1^T + 1 (q^T C2^2^T), computed as POT's ``init_matrix`` does (same products)."""
+    B, n, _ = C1sq.shape
+    m = C2sq.shape[1]
+    c1 = (C1sq @ p[:, :, None]) @ np.ones((B, 1, m))
+    c2 = np.ones((B, n, 1)) @ (q[:, None, :] @ np.swapaxes(C2sq, 1, 2))
+    return c1 + c2
 
 
 def _uniform(p: np.ndarray) -> bool:
@@ -281,6 +291,12 @@ def _unique_lp(R: np.ndarray) -> np.ndarray:
     B, n, m = R.shape
     Z = R <= _DEGENERACY_TOL
     big = n + m
+    nz = Z.sum((1, 2))
+    out = nz < big  # |Z| >= n + m arcs always contain a cycle
+    idx = np.flatnonzero(out)
+    if idx.size == 0:
+        return out
+    Z, nz, B = Z[idx], nz[idx], idx.size
     lr = np.broadcast_to(np.arange(n, dtype=float), (B, n)).copy()
     lc = np.broadcast_to(np.arange(n, n + m, dtype=float), (B, m)).copy()
     for _ in range(n + m):
@@ -290,14 +306,15 @@ def _unique_lp(R: np.ndarray) -> np.ndarray:
             break
         lr, lc = lr2, lc2
     n_comp = (lr == np.arange(n)).sum(1) + (lc == np.arange(n, n + m)).sum(1)
-    return Z.sum((1, 2)) == big - n_comp
+    out[idx] = nz == big - n_comp
+    return out
 
 
 def fgw_values(M, C1, C2, p, q, alpha: float, G: np.ndarray) -> np.ndarray:
     """Batched FGW objective (1 - alpha) <M, G> + alpha sum (C1_ik - C2_jl)^2 G_ij G_kl, for plans G
     with marginals p, q (the square loss expanded as POT's ``gwloss``)."""
     C1sq, C2sq = C1 * C1, C2 * C2
-    constC = (C1sq @ p[:, :, None]) + np.swapaxes(C2sq @ q[:, :, None], 1, 2)
+    constC = _const_c(C1sq, C2sq, p, q)
     tens = constC - 2.0 * (C1 @ G @ np.swapaxes(C2, 1, 2))
     return (1.0 - alpha) * (M * G).sum((1, 2)) + alpha * (tens * G).sum((1, 2))
 
@@ -387,10 +404,9 @@ def ifgw_pairs(
         Sb_b, Fb_b, Pb_b, Ob_b = bank[m]
         px, py = pos[gx], pos[gy]
         Sa, Sb = Sa_b[px], Sb_b[py]
-        M = lam * table[Oa_b[px][:, :, None], Ob_b[py][:, None, :]]
-        if lam < 1.0:
-            M = M + (1.0 - lam) / N_STRUCT * np.abs(Sa[:, :, None, :] - Sb[:, None, :, :]).sum(-1)
-        vals, G = _multistart(M, Fa_b[px], Fb_b[py], Pa_b[px], Pb_b[py], opt)
+        Mst = np.abs(Sa[:, :, None, :] - Sb[:, None, :, :]).sum(-1) / N_STRUCT
+        M = lam * table[Oa_b[px][:, :, None], Ob_b[py][:, None, :]] + (1.0 - lam) * Mst
+        vals, G = _multistart(M, Fa_b[px], Fb_b[py], Pa_b[px], Pb_b[py], opt, Mst)
         pair_idx = todo[grp]
         out[pair_idx] = vals
         if return_plans:
@@ -410,12 +426,12 @@ def _start_plans(M: np.ndarray, p: np.ndarray, q: np.ndarray, kind: str, assignm
             rows, cols = linear_sum_assignment(M[k])
             G[k, rows, cols] = 1.0 / n
         return G
-    qs = q * (p.sum(1) / q.sum(1))[:, None]
+    qs = q * p.sum(1)[:, None] / q.sum(1)[:, None]
     Mc = np.ascontiguousarray(M)
     return np.stack([_emd(p[k], qs[k], Mc[k]) for k in range(M.shape[0])])
 
 
-def _multistart(M, C1, C2, p, q, opt: IFGWOptions) -> tuple[np.ndarray, np.ndarray]:
+def _multistart(M, C1, C2, p, q, opt: IFGWOptions, Mst: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Minimum over the CG runs named in ``opt.starts`` ("_t": on the transposed problem).
 
     A transposed twin ("product_t" next to "product") is only run for pairs where the untransposed
@@ -439,7 +455,8 @@ def _multistart(M, C1, C2, p, q, opt: IFGWOptions) -> tuple[np.ndarray, np.ndarr
             idx = np.flatnonzero(sel)
             if idx.size == 0:
                 continue
-            G0 = _start_plans(Mt[idx], q[idx], p[idx], base)
+            Ms = Mt if base == "emd" else np.swapaxes(Mst, 1, 2)
+            G0 = _start_plans(Ms[idx], q[idx], p[idx], base)
             v, G = fgw_cg_batch(Mt[idx], C2[idx], C1[idx], q[idx], p[idx], opt.alpha, G0,
                                 opt.max_iter, opt.tol_rel, opt.tol_abs)
             G = np.swapaxes(G, 1, 2)
@@ -449,7 +466,7 @@ def _multistart(M, C1, C2, p, q, opt: IFGWOptions) -> tuple[np.ndarray, np.ndarr
             # runs with a twin reproduce POT's path (network simplex); the others may use the
             # faster assignment solver where it is exact (square problems, uniform masses)
             asg = (not twin) and opt.lp == "auto" and square_uniform
-            G0 = _start_plans(M, p, q, base, asg)
+            G0 = _start_plans(Mst if base == "struct" else M, p, q, base, asg)
             res = fgw_cg_batch(M, C1, C2, p, q, opt.alpha, G0, opt.max_iter, opt.tol_rel, opt.tol_abs,
                                track=twin, assignment=asg)
             v, G = res[0], res[1]

@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from scipy.special import ndtri
+from scipy.stats import rankdata
 
 from ..acquisition import Posterior, get_acquisition
 from ..candidates import CandidatePool
@@ -97,6 +99,15 @@ class DistanceCache:
         return sub
 
 
+def _copula(y: np.ndarray) -> np.ndarray:
+    """Gaussian copula: normal scores of the (average) ranks, robust to heavy tails."""
+    return ndtri((rankdata(y) - 0.5) / len(y))
+
+
+#: Monotone transforms of the observed values the GP is fitted to (None: the values themselves).
+TRANSFORMS: dict[str | None, Any] = {None: lambda y: y, "copula": _copula}
+
+
 @register_optimiser("hotnas")
 class HotnasBO(Optimiser):
     """GP + acquisition over a mutation pool, behind the ask/tell interface.
@@ -116,6 +127,7 @@ class HotnasBO(Optimiser):
         pool_size, top_k, mutations_per_parent, n_random, random_refresh: the candidate pool.
         refit_every: new observations between ML-II refits of the hyperparameters.
         n_restarts: random starts per ML-II fit (plus the warm start).
+        transform: None, or "copula" (the GP models normal scores of the ranks of the values).
         gp_options: further DistanceGP arguments (bounds, max_jitter, ...).
 
     Attributes:
@@ -130,7 +142,7 @@ class HotnasBO(Optimiser):
                  kg_over: str = "pool+observed", n_init: int = 20, budget: int | None = None,
                  pool_size: int = 100, top_k: int = 10, mutations_per_parent: int | None = None,
                  n_random: int = 10, random_refresh: int = 10, refit_every: int = 5, n_restarts: int = 2,
-                 gp_options: dict[str, Any] | None = None):
+                 transform: str | None = None, gp_options: dict[str, Any] | None = None):
         super().__init__(space, seed)
         if n_init < 1:
             raise ValueError(f"n_init must be >= 1, got {n_init}")
@@ -138,6 +150,9 @@ class HotnasBO(Optimiser):
             raise ValueError(f"refit_every must be >= 1, got {refit_every}")
         if kg_over not in ("pool+observed", "pool"):
             raise ValueError(f"kg_over must be 'pool+observed' or 'pool', got {kg_over!r}")
+        if transform not in TRANSFORMS:
+            raise ValueError(f"unknown target transform {transform!r}; expected one of {sorted(TRANSFORMS, key=str)}")
+        self.transform = transform
         self.n_init = int(n_init)
         if budget is not None:
             self.check_budget(budget)
@@ -190,12 +205,13 @@ class HotnasBO(Optimiser):
         refit = self.hyperparameters is None or n - self._fit_n >= self.refit_every
         seed = int(self.rng.integers(2**32)) if refit else 0
         gp = DistanceGP(kernel=self.kernel, psd=self.psd, n_restarts=self.n_restarts, seed=seed, **self.gp_options)
+        y = TRANSFORMS[self.transform](np.asarray(self.y))
         if refit:
-            gp.fit(D, self.y, init=self.hyperparameters)
+            gp.fit(D, y, init=self.hyperparameters)
             self.hyperparameters = dict(gp.hyperparameters_)
             self._fit_n = n
         else:
-            gp.fit(D, self.y, hyperparameters=self.hyperparameters)
+            gp.fit(D, y, hyperparameters=self.hyperparameters)
         self.timings["fit"] += time.perf_counter() - t0
         return gp
 
@@ -220,7 +236,7 @@ class HotnasBO(Optimiser):
         pool = self.pool(self.X, self.y, self.rng, exclude=self._seen)
         if not pool:
             return sample_unseen(self.space, self.rng, self._seen, n)
-        train, train_y = list(self.X), list(self.y)
+        train, train_y = list(self.X), list(TRANSFORMS[self.transform](np.asarray(self.y)))
         picks: list[str] = []
         model = gp
         for q in range(min(n, len(pool))):
