@@ -132,7 +132,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default="results/nas_ladder")
     args = ap.parse_args(argv)
     out = Path(args.out)
-    n_mf, steps_mf = (4000, 150) if args.smoke else (20_000, 300)
+    n_mf, steps_mf = (4000, 150) if args.smoke else (20_000, 1500)
     slope, n_max = (0.5, 6000) if args.smoke else (0.05, 50_000)
     n_plateau = 500 if args.smoke else 1000
 

@@ -118,7 +118,17 @@ class ArchitectureGraph:
         self._pairs_fn: PairsFn | None = None
         self._rows: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
         self._knn_raw: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
+        self._canon: dict[str, str] = {}
         self.stats = {"rows": 0, "distances": 0}
+
+    def canonical(self, arch: str) -> str:
+        """``space.canonical(arch)``, cached (validation happens once per string)."""
+        c = self._canon.get(arch)
+        if c is None:
+            c = self.space.canonical(arch)
+            self._canon[arch] = c
+            self._canon.setdefault(c, c)
+        return c
 
     # ------------------------------------------------------------------ distances
     @property
@@ -216,17 +226,17 @@ class ArchitectureGraph:
 
     def neighbours(self, arch: str) -> tuple[list[str], np.ndarray]:
         """Neighbours of ``arch`` (canonical strings) and their weights w(arch, .) > 0, shape (m,)."""
-        arch = self.space.canonical(arch)
+        arch = self.canonical(arch)
         names, w = self._row(arch)
         return list(names), w.copy()
 
     def degree(self, arch: str) -> float:
         """Weighted degree sum_{g'} w(arch, g')."""
-        return float(self._row(self.space.canonical(arch))[1].sum())
+        return float(self._row(self.canonical(arch))[1].sum())
 
     def weight(self, a: str, b: str) -> float:
         """w(a, b) (0 when b is not a neighbour of a)."""
-        a, b = self.space.canonical(a), self.space.canonical(b)
+        a, b = self.canonical(a), self.canonical(b)
         names, w = self._row(a)
         try:
             return float(w[names.index(b)])
@@ -235,7 +245,7 @@ class ArchitectureGraph:
 
     def sample_neighbour(self, arch: str, rng: np.random.Generator, size: int | None = None) -> Any:
         """Neighbour(s) drawn with probability w(arch, g') / degree(arch) (the flow's proposal)."""
-        names, w = self._row(self.space.canonical(arch))
+        names, w = self._row(self.canonical(arch))
         if not names:
             raise ValueError(f"{arch!r} has no neighbours in G")
         p = w / w.sum()
@@ -251,7 +261,7 @@ class ArchitectureGraph:
         w(g, g') of G (rows are computed for every node given, so exporting K nodes costs K rows).
         The result may be disconnected; sdot solvers that need connectivity check it themselves.
         """
-        labels = [self.space.canonical(a) for a in archs]
+        labels = [self.canonical(a) for a in archs]
         if len(set(labels)) != len(labels):
             raise ValueError("subgraph nodes must be distinct architectures")
         index = {a: i for i, a in enumerate(labels)}

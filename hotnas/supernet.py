@@ -131,18 +131,17 @@ def _pool3(h: torch.Tensor) -> torch.Tensor:
     return F.conv2d(h, kernel, padding=1, groups=h.shape[-3]) * inv_count
 
 
-class _Edge(nn.Module):
-    def __init__(self, channels: int, ops: Sequence[str]) -> None:
-        super().__init__()
-        self.ops = nn.ParameterDict(
-            {op: nn.Parameter(torch.empty(channels, channels, k, k)) for op, k in CONV_OPS.items() if op in ops}
-        )
+def _edge(channels: int, ops: Sequence[str]) -> nn.ParameterDict:
+    """The weights of one edge: op name -> (C, C, k, k) kernel, for the convolutions among ``ops``."""
+    return nn.ParameterDict(
+        {op: nn.Parameter(torch.empty(channels, channels, k, k)) for op, k in CONV_OPS.items() if op in ops}
+    )
 
 
 class _Cell(nn.Module):
     def __init__(self, channels: int, edge_ops: Sequence[Sequence[str]]) -> None:
         super().__init__()
-        self.edges = nn.ModuleList(_Edge(channels, ops) for ops in edge_ops)
+        self.edges = nn.ModuleList(_edge(channels, ops) for ops in edge_ops)
 
 
 class DigitsNet(nn.Module):
@@ -225,7 +224,7 @@ class DigitsNet(nn.Module):
     def _conv_group(self, cell: _Cell, h: torch.Tensor, edges: list[int], op: str) -> list[torch.Tensor]:
         """One convolution for all ``edges`` (same source) carrying ``op``: ReLU -> conv -> BN, split per edge."""
         C = self.config.channels
-        weight = torch.cat([cell.edges[e].ops[op] for e in edges]) if len(edges) > 1 else cell.edges[edges[0]].ops[op]
+        weight = torch.cat([cell.edges[e][op] for e in edges]) if len(edges) > 1 else cell.edges[edges[0]][op]
         y = _bn(F.conv2d(F.relu(h), weight, padding=CONV_OPS[op] // 2))
         return list(y.split(C, dim=1)) if len(edges) > 1 else [y]
 

@@ -86,3 +86,14 @@ def test_console_entry_point_runs_as_a_module(tmp_path):
     done = subprocess.run([sys.executable, "-m", "experiments.cli", "--help"], env=env, capture_output=True,
                           timeout=60)
     assert done.returncode == 0 and b"run" in done.stdout and b"compare" in done.stdout
+
+
+def test_density_snapshots_figure(tmp_path):
+    import numpy as np
+
+    from experiments.plots import plot_density_snapshots
+
+    x = np.linspace(-2, 2, 41)
+    rhos = [np.stack([np.exp(-(x - m) ** 2 / (2 * s)) for m in (-1, 0, 1)]) for s in (0.1, 0.5, 1.0)]
+    path = plot_density_snapshots(x, rhos, [0.0, 0.5, 1.0], tmp_path / "density.png", node_labels=["a", "b", "c"])
+    assert path.stat().st_size > 1000

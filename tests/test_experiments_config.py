@@ -191,9 +191,18 @@ def test_parse_seeds():
         parse_seeds("a")
 
 
-def test_shipped_configs_parse_as_toml():
+def test_shipped_configs_validate_against_the_live_registries(tmp_path):
     configs = sorted((ROOT / "experiments" / "configs").glob("*.toml"))
-    assert any(p.name == "main.toml" for p in configs)
+    assert {"main.toml", "nb201.toml", "digits.toml"} <= {p.name for p in configs}
+    table = tmp_path / "nb201_cifar10.csv"
+    table.write_text("index,arch_str,val_acc,test_acc\n")
     for p in configs:
-        raw = tomllib.loads(p.read_text())
-        assert {"name", "benchmark", "search", "methods"} <= set(raw), p.name
+        cfg = load_config(p)
+        assert cfg.name == tomllib.loads(p.read_text())["name"]
+        if "with_data" in tomllib.loads(p.read_text()):
+            with_data = load_config(p, data=tmp_path)
+            assert with_data.benchmark.options["path"] == str(table.resolve()), p.name
+    main = load_config(ROOT / "experiments" / "configs" / "main.toml")
+    assert main.benchmark.name == "digits"
+    assert {m.optimiser for m in main.methods} == {"flow", "hotnas", "evolution", "random"}
+    assert load_config(ROOT / "experiments" / "configs" / "main.toml", data=table).benchmark.name == "nb201"

@@ -166,3 +166,18 @@ def test_resume_from_state_dict_continues_identically(name, kw):
     resumed.load_state_dict(state)
     assert drive(resumed, 6, 2) == tail_ref
     assert resumed.state_dict() == ref.state_dict()
+
+
+def test_hotnas_target_transforms():
+    from hotnas.optimisers.bo import TRANSFORMS
+
+    from scipy.stats import norm
+
+    z = TRANSFORMS["copula"](np.array([10.0, 90.0, 91.0, 89.0]))  # ranks 1, 3, 4, 2 of 4
+    np.testing.assert_allclose(z, norm.ppf(np.array([0.5, 2.5, 3.5, 1.5]) / 4))
+    tied = TRANSFORMS["copula"](np.array([1.0, 5.0, 5.0]))  # ties share their average rank
+    assert tied[1] == tied[2] == pytest.approx(norm.ppf(2.0 / 3))
+    with pytest.raises(ValueError, match="unknown target transform"):
+        make("hotnas", transform="log")
+    res = run_search(make("hotnas", transform=None, seed=1), SyntheticNB201(), budget=20)
+    assert len(set(res.archs)) == 20

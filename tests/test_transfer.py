@@ -20,6 +20,15 @@ from hotnas.transfer import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks run fastest (and bit-reproducibly) on one thread, above all on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _mlp(widths, seed, dtype=torch.float64):
     torch.manual_seed(seed)
     layers = []
@@ -44,7 +53,7 @@ def test_permuted_neurons_give_zero_distance_at_every_layer():
     assert len(hs) == 2
     for a, b in zip(hs, hp):
         assert ((a - b) ** 2).mean() > 1e-3  # neuron by neuron they differ
-        assert abs(float(representation_distance(a, b))) < 1e-12
+        assert abs(float(representation_distance(a, b).detach())) < 1e-12
 
 
 def test_single_neurons_and_common_shift():
@@ -166,7 +175,7 @@ def test_transfer_lowers_the_distance_and_helps_fine_tuning():
             train_steps(student, x, y, 10, lr=0.01, generator=torch.Generator().manual_seed(seed))
             losses.append(evaluate(student, xv, yv)[0])
         wins += losses[0] < losses[1]
-    assert wins >= 2
+    assert wins == 3
 
 
 def test_regularise_mode_trains_on_labels_and_lowers_the_distance():

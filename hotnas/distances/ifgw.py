@@ -18,11 +18,13 @@ pairs at once (numpy batched matrix products; the exact LP per pair by POT's net
 
 Multi-start (spec 9.4): each pair is put in a canonical orientation (by cell hash) and CG is run
 from the product plan a a'^T on the problem and on its transpose (the transposed problem has the
-same objective, but the LP's tie-breaking, hence the local optimum, can differ) and from the plan
-``emd(a, a', M)``; the minimum is returned.  The set of runs does not depend on the order of the
+same objective, but the LP's tie-breaking, hence the local optimum, can differ), from the plan
+``emd(a, a', M)`` and from ``emd(a, a', M_struct)`` (structural part of M only: it finds the
+isomorphism of equal structures whatever the operations, which alpha = 1 needs); the minimum is
+returned.  The set of runs does not depend on the order of the
 two cells, so d(c, c') == d(c', c) bit for bit, and the value is never above POT's single
 default-start run in either orientation (that run is one of ours).  ``starts`` chooses the runs
-("product", "emd", "product_t", "emd_t"; "_t" = transposed problem); ``both_directions=True``
+("product", "emd", "struct" and their "_t" twins on the transposed problem); ``both_directions=True``
 adds the transposed twin of every start.
 """
 
@@ -70,7 +72,7 @@ class IFGWOptions:
     lambda_op: float = 0.5
     op_cost: Any = None  # None (default table), dict {(o, o'): cost} or callable
     features: FeatureOptions = field(default_factory=FeatureOptions)
-    starts: tuple[str, ...] = ("product", "product_t", "emd")
+    starts: tuple[str, ...] = ("product", "product_t", "emd", "struct")
     both_directions: bool = False
     max_iter: int = 10000
     tol_rel: float = 1e-9
@@ -408,7 +410,7 @@ def ifgw_pairs(
         M = lam * table[Oa_b[px][:, :, None], Ob_b[py][:, None, :]] + (1.0 - lam) * Mst
         vals, G = _multistart(M, Fa_b[px], Fb_b[py], Pa_b[px], Pb_b[py], opt, Mst)
         pair_idx = todo[grp]
-        out[pair_idx] = vals
+        out[pair_idx] = np.maximum(vals, 0.0)  # the objective is >= 0; clip round-off
         if return_plans:
             sw = swap[pair_idx]
             for k, i in enumerate(pair_idx.tolist()):

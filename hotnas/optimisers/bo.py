@@ -127,7 +127,11 @@ class HotnasBO(Optimiser):
         pool_size, top_k, mutations_per_parent, n_random, random_refresh: the candidate pool.
         refit_every: new observations between ML-II refits of the hyperparameters.
         n_restarts: random starts per ML-II fit (plus the warm start).
-        transform: None, or "copula" (the GP models normal scores of the ranks of the values).
+        transform: "copula" (default: the GP models the normal scores of the ranks of the values) or
+            None (the values themselves, standardised). [engineering choice] On NB201 the validation
+            accuracies have a heavy lower tail (5% below 71%, down to 9.7%), which a stationary GP on
+            raw values fits poorly; with the copula, the study's mean regret at 100 queries fell
+            from 0.160 to 0.000 (experiments/bo_nb201.py, 10 seeds).
         gp_options: further DistanceGP arguments (bounds, max_jitter, ...).
 
     Attributes:
@@ -142,7 +146,7 @@ class HotnasBO(Optimiser):
                  kg_over: str = "pool+observed", n_init: int = 20, budget: int | None = None,
                  pool_size: int = 100, top_k: int = 10, mutations_per_parent: int | None = None,
                  n_random: int = 10, random_refresh: int = 10, refit_every: int = 5, n_restarts: int = 2,
-                 transform: str | None = None, gp_options: dict[str, Any] | None = None):
+                 transform: str | None = "copula", gp_options: dict[str, Any] | None = None):
         super().__init__(space, seed)
         if n_init < 1:
             raise ValueError(f"n_init must be >= 1, got {n_init}")

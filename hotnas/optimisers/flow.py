@@ -156,7 +156,8 @@ class FlowOptimiser(Optimiser):
                  kernel: str = "laplace", lengthscale: float = 0.1, neighbours: str = "mutations",
                  k: int | None = None, potential_scale: float = 1.0, surrogate: str | None = None,
                  gp_options: dict | None = None, refit_every: int = 10, stall_rounds: int = 50,
-                 restart_fraction: float = 0.5, nonfinite: str = "reset", record_mass: bool = True,
+                 restart_fraction: float = 0.5, patience: int | None = None, nonfinite: str = "reset",
+                 record_mass: bool = True,
                  name: str | None = None):
         super().__init__(space, seed)
         if name is not None:
@@ -194,6 +195,8 @@ class FlowOptimiser(Optimiser):
                 raise ValueError(f"{nm} must be a finite number > 0, got {v!r}")
         if not 0 < restart_fraction <= 1:
             raise ValueError(f"restart_fraction must lie in (0, 1], got {restart_fraction!r}")
+        if patience is not None and (not isinstance(patience, (int, np.integer)) or patience < 1):
+            raise ValueError(f"patience must be None or a positive number of queries, got {patience!r}")
         if stall_rounds < 1 or refit_every < 1:
             raise ValueError("stall_rounds and refit_every must be >= 1")
         self._T = temperature_schedule(temperature)
@@ -206,6 +209,7 @@ class FlowOptimiser(Optimiser):
         self.gp_options = dict(gp_options or {})
         self.refit_every = int(refit_every)
         self.stall_rounds, self.restart_fraction = int(stall_rounds), float(restart_fraction)
+        self.patience = None if patience is None else int(patience)
         self.nonfinite, self.record_mass = nonfinite, bool(record_mass)
         self._space_size = size
         if graph is None:
@@ -223,6 +227,9 @@ class FlowOptimiser(Optimiser):
         self.round = 0
         self.t = 0.0
         self._free_rounds = 0
+        self._epoch_start = 0                  # queries spent when the current annealing epoch began
+        self._best = -math.inf                 # best value seen
+        self._best_at = 0                      # queries spent when it was found
         self.phi: dict[str, float] = {}        # NASAGD velocity potential per architecture
         self.restarts: list[int] = []          # rounds at which NASAGD reset phi
         self.history: list[dict[str, Any]] = []
@@ -241,7 +248,8 @@ class FlowOptimiser(Optimiser):
         return a in self.values or a in self.failed
 
     def _progress(self) -> float:
-        return min(1.0, (len(self.values) + len(self.failed)) / self.budget)
+        spent = len(self.values) + len(self.failed)
+        return min(1.0, max(0.0, (spent - self._epoch_start) / max(1, self.budget - self._epoch_start)))
 
     def temperature(self) -> float:
         """The current temperature T(progress)."""
@@ -321,6 +329,8 @@ class FlowOptimiser(Optimiser):
                 continue
             good.append(ev)
             self.values[ev.arch] = float(ev.value)
+            if ev.value > self._best:
+                self._best, self._best_at = float(ev.value), len(self.values) + len(self.failed)
         super().tell(good)
         if not self._asked and not self._pending and self._phase == "await":
             self._finish_round()
@@ -348,6 +358,11 @@ class FlowOptimiser(Optimiser):
         self._start_round()
 
     def _start_round(self) -> None:
+        spent = len(self.values) + len(self.failed)
+        if (self.patience is not None and spent - max(self._best_at, self._epoch_start) >= self.patience
+                and self.budget - spent > self.n_particles):
+            self._new_epoch()
+            return
         T = self.temperature()
         if self.birth_death > 0 and len(self.particles) >= 2:
             self._birth_death(T)
@@ -408,6 +423,18 @@ class FlowOptimiser(Optimiser):
             self.particles[i] = self.particles[healthy[int(self.rng.integers(len(healthy)))]]
         self._event("nonfinite_reset", particles=bad)
         log.warning("flow: reset %d particle(s) on failed architectures to healthy ones", len(bad))
+
+    def _new_epoch(self) -> None:
+        """No improvement for ``patience`` queries: the whole population restarts at random
+        architectures (the cache of values is kept) and the schedule anneals again over the rest
+        of the budget."""
+        self._epoch_start = len(self.values) + len(self.failed)
+        self._event("epoch", reason=f"no improvement in {self.patience} queries")
+        self.particles = []
+        self.phi = {}
+        self._free_rounds = 0
+        self._phase = "init"
+        self._advance()
 
     def _restart(self) -> None:
         room = self.budget - self.n_spent - len(self._pending)
@@ -569,7 +596,8 @@ class FlowOptimiser(Optimiser):
             "particles": list(self.particles), "values": dict(self.values), "failed": dict(self.failed),
             "pending": list(self._pending), "asked": list(self._asked), "phase": self._phase,
             "prev": None if self._prev is None else list(self._prev), "round": self.round, "t": self.t,
-            "free_rounds": self._free_rounds, "phi": dict(self.phi), "restarts": list(self.restarts),
+            "free_rounds": self._free_rounds, "epoch_start": self._epoch_start, "best": self._best if math.isfinite(self._best) else None,
+            "best_at": self._best_at, "phi": dict(self.phi), "restarts": list(self.restarts),
             "history": [dict(h, mass=dict(h["mass"])) for h in self.history],
             "events": [dict(e) for e in self.events], "gp_hyper": None if self._gp_hyper is None else dict(self._gp_hyper),
             "gp_fit_at": self._gp_fit_at, "gp_seed": self._gp_seed, "seen": sorted(self._seen),
@@ -585,6 +613,8 @@ class FlowOptimiser(Optimiser):
         self._phase = state["phase"]
         self._prev = None if state["prev"] is None else list(state["prev"])
         self.round, self.t, self._free_rounds = int(state["round"]), float(state["t"]), int(state["free_rounds"])
+        self._epoch_start, self._best_at = int(state["epoch_start"]), int(state["best_at"])
+        self._best = -math.inf if state["best"] is None else float(state["best"])
         self.phi = {a: float(v) for a, v in state["phi"].items()}
         self.restarts = list(state["restarts"])
         self.history = [dict(h, mass=dict(h["mass"])) for h in state["history"]]

@@ -179,6 +179,10 @@ class NB201Space(SearchSpace):
     def cell_hash(self, arch: str) -> str:
         return self.to_cell(arch).canonical_hash
 
+    def encoding(self, arch: str) -> np.ndarray:
+        """Categorical encoding: the operation index of each of the 6 edges."""
+        return np.array([OPS.index(o) for o in parse_arch(arch)], dtype=np.int64)
+
 
 @lru_cache(maxsize=65536)
 def _canonical(arch: str) -> str:
@@ -197,3 +201,4 @@ def _network_of(cell: Cell) -> Network:
         cell_types=["normal"] * N_CELLS,
         stages=[k // CELLS_PER_STAGE for k in range(N_CELLS)],
     )
+

@@ -1,0 +1,147 @@
+"""Kernel quality of architecture distances: GP regression with HOTNN, OTMANN, TW and Hamming kernels.
+
+For each space — NAS-Bench-201 CIFAR-10 (``val_acc``), the 725 DARTS architectures of NAS-Bench-301
+and the 500 NAS-Bench-101 cells (``val_accuracy``) — a pool of architectures is drawn once and the
+full distance matrix of every method is computed with the pairwise engine.  For each of
+``--splits`` random splits of the pool, a ``hotnas.gp.DistanceGP`` (Laplace kernel exp(-D / l),
+PSD clipping, ML-II) is trained on n = 50, 100, 200 architectures and scored on held-out
+architectures of the pool: Spearman rank correlation of the posterior mean and the mean negative
+log predictive density (NLL).  Results: mean +- std over splits, as measured.
+
+    python experiments/kernel_quality.py              # pool 300 per space, 10 splits
+    python experiments/kernel_quality.py --smoke      # seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+METHODS = ("hotnn", "otmann", "tw", "hamming")
+SPACES = ("nb201", "darts", "nb101")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_space_data(space: str, data_dir: Path) -> tuple[list[str], np.ndarray]:
+    """Architecture strings and validation accuracies (%) of a data file."""
+    if space == "nb201":
+        with open(data_dir / "nb201_cifar10.csv") as f:
+            rows = list(csv.DictReader(f))
+        return [r["arch_str"] for r in rows], np.array([float(r["val_acc"]) for r in rows])
+    if space == "darts":
+        with open(data_dir / "nb301_darts_725.json") as f:
+            d = json.load(f)["cifar10"]
+        return list(d), np.array([v["val_accuracy"] for v in d.values()], dtype=float)
+    if space == "nb101":
+        with open(data_dir / "nb101_500.json") as f:
+            d = json.load(f)["nasbench101"]["cifar10"]
+        return list(d), np.array([v["val_accuracy"] for v in d.values()], dtype=float)
+    raise ValueError(f"unknown space {space!r}; expected one of {SPACES}")
+
+
+def run(spaces, methods, sizes, n_test, pool, splits, seed, n_jobs, data_dir: Path, log=print) -> dict:
+    from hotnas.distances.engine import PairwiseDistances
+    from hotnas.gp import DistanceGP
+    from hotnas.spaces import get_space
+
+    results: dict = {"config": dict(spaces=list(spaces), methods=list(methods), sizes=list(sizes), n_test=n_test,
+                                    pool=pool, splits=splits, seed=seed), "distance_seconds": {}, "rows": []}
+    for sname in spaces:
+        space = get_space(sname)
+        archs, y = load_space_data(sname, data_dir)
+        rng = np.random.default_rng(seed)
+        size = min(pool, len(archs))
+        idx = rng.choice(len(archs), size=size, replace=False)
+        P = [space.canonical(archs[i]) for i in idx]
+        yP = y[idx]
+        mats = {}
+        for m in methods:
+            t0 = time.perf_counter()
+            eng = PairwiseDistances(space, method=m, n_jobs=n_jobs)
+            mats[m] = eng.matrix(P)
+            dt = time.perf_counter() - t0
+            results["distance_seconds"][f"{sname}/{m}"] = dt
+            log(f"[{sname}] {m}: {size} x {size} distances in {dt:.1f} s")
+        for n in sizes:
+            nt = min(n_test, size - n)
+            if nt < 5:
+                log(f"[{sname}] n = {n}: pool too small for a test set, skipped")
+                continue
+            for m in methods:
+                rho, nll = [], []
+                for s in range(splits):
+                    perm = np.random.default_rng(seed + 1000 * (s + 1)).permutation(size)
+                    tr, te = perm[:n], perm[n : n + nt]
+                    D = mats[m]
+                    gp = DistanceGP(kernel="laplace", psd="clip", n_restarts=3, seed=s)
+                    gp.fit(D[np.ix_(tr, tr)], yP[tr])
+                    mu, _var = gp.predict(D[np.ix_(te, tr)])
+                    r = spearmanr(mu, yP[te]).correlation
+                    rho.append(0.0 if np.isnan(r) else float(r))
+                    nll.append(gp.nlpd(D[np.ix_(te, tr)], yP[te]))
+                row = dict(space=sname, n=n, method=m, n_test=nt, splits=splits,
+                           spearman_mean=float(np.mean(rho)), spearman_std=float(np.std(rho)),
+                           nll_mean=float(np.mean(nll)), nll_std=float(np.std(nll)))
+                results["rows"].append(row)
+                log(f"[{sname}] n = {n:3d} {m:8s} Spearman {row['spearman_mean']:.3f} +- {row['spearman_std']:.3f}   "
+                    f"NLL {row['nll_mean']:.3f} +- {row['nll_std']:.3f}")
+    return results
+
+
+def table(results: dict) -> str:
+    """Markdown table; the best mean per (space, n) in bold (highest Spearman, lowest NLL)."""
+    rows = results["rows"]
+    lines = ["| space | n | method | Spearman (mean ± std) | held-out NLL (mean ± std) |", "|---|---|---|---|---|"]
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["space"], r["n"]), []).append(r)
+    for (sp, n), rs in groups.items():
+        best_rho = max(r["spearman_mean"] for r in rs)
+        best_nll = min(r["nll_mean"] for r in rs)
+        for r in rs:
+            a = f"{r['spearman_mean']:.3f} ± {r['spearman_std']:.3f}"
+            b = f"{r['nll_mean']:.3f} ± {r['nll_std']:.3f}"
+            a = f"**{a}**" if r["spearman_mean"] == best_rho else a
+            b = f"**{b}**" if r["nll_mean"] == best_nll else b
+            lines.append(f"| {sp} | {n} | {r['method']} | {a} | {b} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny pools, 2 splits: seconds")
+    ap.add_argument("--spaces", nargs="+", default=list(SPACES), choices=SPACES)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS))
+    ap.add_argument("--sizes", nargs="+", type=int, default=[50, 100, 200])
+    ap.add_argument("--n-test", type=int, default=100)
+    ap.add_argument("--pool", type=int, default=300, help="architectures drawn per space (train + test come from it)")
+    ap.add_argument("--splits", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n-jobs", type=int, default=2)
+    ap.add_argument("--data", default=os.environ.get("SDOT_NAS_DATA", str(ROOT.parent / "shared" / "data")))
+    ap.add_argument("--out", default=str(ROOT / "results" / "kernel_quality"))
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.sizes, args.n_test, args.pool, args.splits = [10, 20], 10, 30, 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    res = run(args.spaces, args.methods, args.sizes, args.n_test, args.pool, args.splits, args.seed, args.n_jobs,
+              Path(args.data))
+    res["seconds"] = time.perf_counter() - t0
+    md = table(res)
+    print(md)
+    (out / "results.json").write_text(json.dumps(res, indent=2))
+    (out / "table.md").write_text(md + "\n")
+    return res
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+r"""TW-NAS tree-Wasserstein baseline (spec 7.2; after ntienvu/TW_NAS ``tw_2g_v2b.py``).
+
+.. math::
+
+    \mathrm{TW}(\mu, \nu) = \sum_e w_e |\mu(\Gamma(e)) - \nu(\Gamma(e))|
+
+* **Operation part** (1-gram): histogram of the operation nodes of a cell (input, output and
+  ``sum`` nodes excluded; ``none`` is already deleted), normalised to 1.  Tree: every operation
+  family with several kernel sizes or types (conv, sep_conv, dil_conv, pool) is an inner node
+  joined to the root by weight 1 - alpha, its operations are leaves of weight alpha; other
+  operations (skip_connect, ...) are leaves of weight 1 under the root.  alpha = 0.1.  Hence
+  conv3-only vs conv1-only = 2 alpha, conv3-only vs pool-only = 2.
+* **Structure part**: layer index of a node = shortest hop distance from the inputs (unreachable
+  nodes dropped); in- and out-degrees summed per layer index, normalised to 1 (uniform if all
+  zero), compared as 1-D measures on a chain with bin i of an L-layer cell at i / L.
+* TW = w_op TW_op + w_in TW_in + w_out TW_out (weights 1, 1, 1).  TW-NAS's kernel keeps three
+  length-scales; with the one-length-scale GP of this library the sum is used.  Networks with
+  several cell types: the mean over types of the distance between same-type cells (DARTS: normal
+  with normal, reduction with reduction); a repeated single cell: the cell distance.
+A sum of tree-Wasserstein distances is negative definite, so exp(-TW / l) is positive definite.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..cells import Cell, Network, is_io_label
+from .features import OP_FAMILY
+
+__all__ = ["tw_op", "chain_tw", "degree_histograms", "tw_cell", "tw_distance"]
+
+_STRUCTURAL = {"sum"}
+
+
+def _histogram(cell: Cell) -> dict[str, float]:
+    ops = [o for v, o in enumerate(cell.ops)
+           if not is_io_label(o) and o not in _STRUCTURAL and (cell.parents[v] or cell.children[v])]
+    if not ops:
+        return {}
+    h: dict[str, float] = {}
+    for o in ops:
+        h[o] = h.get(o, 0.0) + 1.0 / len(ops)
+    return h
+
+
+def tw_op(h1: dict[str, float], h2: dict[str, float], alpha: float = 0.1) -> float:
+    """Tree-Wasserstein between two operation histograms (family tree, leaf weight alpha)."""
+    total = 0.0
+    fam_delta: dict[str, float] = {}
+    for o in set(h1) | set(h2):
+        d = h1.get(o, 0.0) - h2.get(o, 0.0)
+        fam = OP_FAMILY.get(o)
+        if fam is None:
+            total += abs(d)
+        else:
+            total += alpha * abs(d)
+            fam_delta[fam[0]] = fam_delta.get(fam[0], 0.0) + d
+    return total + (1.0 - alpha) * sum(abs(x) for x in fam_delta.values())
+
+
+def chain_tw(h1: np.ndarray, h2: np.ndarray) -> float:
+    """W1 between histograms on chains, bin i of an L-bin histogram at i / L (different L allowed)."""
+    h1, h2 = np.asarray(h1, float), np.asarray(h2, float)
+    x1, x2 = np.arange(len(h1)) / len(h1), np.arange(len(h2)) / len(h2)
+    xs = np.union1d(x1, x2)
+    F1 = np.array([h1[x1 <= x].sum() for x in xs])
+    F2 = np.array([h2[x2 <= x].sum() for x in xs])
+    return float(np.sum(np.abs(F1 - F2)[:-1] * np.diff(xs)))
+
+
+def degree_histograms(cell: Cell) -> tuple[np.ndarray, np.ndarray]:
+    """In- and out-degree mass per layer index (shortest hop distance from the inputs), normalised."""
+    n = cell.n
+    layer = [-1] * n
+    frontier = [v for v in range(n) if is_io_label(cell.ops[v]) and cell.ops[v] != "output"]
+    for v in frontier:
+        layer[v] = 0
+    while frontier:
+        nxt = []
+        for u in frontier:
+            for v in cell.children[u]:
+                if layer[v] < 0:
+                    layer[v] = layer[u] + 1
+                    nxt.append(v)
+        frontier = nxt
+    L = max(layer) + 1
+    hin, hout = np.zeros(L), np.zeros(L)
+    for v in range(n):
+        if layer[v] >= 0:
+            hin[layer[v]] += len(cell.parents[v])
+            hout[layer[v]] += len(cell.children[v])
+    norm = [h / h.sum() if h.sum() > 0 else np.full(L, 1.0 / L) for h in (hin, hout)]
+    return norm[0], norm[1]
+
+
+def tw_cell(c1: Cell, c2: Cell, alpha: float = 0.1, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> float:
+    if c1.canonical_hash == c2.canonical_hash:
+        return 0.0
+    d_op = tw_op(_histogram(c1), _histogram(c2), alpha)
+    i1, o1 = degree_histograms(c1)
+    i2, o2 = degree_histograms(c2)
+    return weights[0] * d_op + weights[1] * chain_tw(i1, i2) + weights[2] * chain_tw(o1, o2)
+
+
+def tw_distance(n1: Network, n2: Network, alpha: float = 0.1, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> float:
+    """TW between networks: mean over cell types of the same-type cell distances."""
+    def by_type(net: Network) -> dict[Any, Cell]:
+        out: dict[Any, Cell] = {}
+        for ci in net.cells:
+            out.setdefault(ci.cell_type, ci.cell)
+        return out
+
+    t1, t2 = by_type(n1), by_type(n2)
+    if set(t1) != set(t2):
+        raise ValueError(f"tw compares networks with the same cell types, got {sorted(map(str, t1))} and {sorted(map(str, t2))}")
+    for net in (n1, n2):
+        per_type: dict[Any, set] = {}
+        for ci in net.cells:
+            per_type.setdefault(ci.cell_type, set()).add(ci.cell.canonical_hash)
+        if any(len(v) > 1 for v in per_type.values()):
+            raise ValueError("tw needs one cell per cell type (as in NB101, NB201, DARTS)")
+    return float(np.mean([tw_cell(t1[t], t2[t], alpha, weights) for t in t1]))
+
+
+def _front(a: Any, b: Any, space: Any = None, alpha: float = 0.1, weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
+           ngram: int = 1) -> float:
+    from . import as_network
+
+    if ngram != 1:
+        raise ValueError(f"tw: only the 1-gram operation histogram is implemented (ngram=1), got ngram={ngram}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"tw: alpha must lie in [0, 1], got {alpha}")
+    return tw_distance(as_network(a, space), as_network(b, space), alpha, tuple(weights))  # type: ignore[arg-type]

@@ -1,0 +1,14 @@
+"""The distance benchmark runs in --smoke mode and its values never exceed POT's (both orientations)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.mark.slow
+def test_bench_distances_smoke():
+    from experiments.bench_distances import main
+
+    res = main(["--smoke", "--n-jobs", "1", "--darts", "10"])
+    assert res["n_higher"] == 0 and res["n_higher_reversed"] == 0
+    assert res["plan_marginal_error"] < 1e-12

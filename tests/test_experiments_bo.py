@@ -1,0 +1,25 @@
+"""The HOTNAS study and benchmark scripts run end to end in their quick modes (HOTNN distances)."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_bo_nb201_smoke(tmp_path, data_dir):
+    from experiments.bo_nb201 import main
+
+    out = main(["--smoke", "--workers", "1", "--data", str(data_dir / "nb201_cifar10.csv"), "--out", str(tmp_path)])
+    table = out["summary"]
+    assert set(table) == {"hotnas", "evolution", "random"}
+    for rows in table.values():
+        assert set(rows) == {25, 30} or set(rows) == {25}
+        assert all(r["regret_mean"] >= 0 and r["n"] == 2 for r in rows.values())
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert len(saved["runs"]) == 6 and (tmp_path / "table.md").exists() and (tmp_path / "regret.png").exists()
+
+
+def test_bench_bo_runs(data_dir):
+    from experiments.bench_bo import main
+
+    out = main(["--n-obs", "25", "--pool", "20", "--repeats", "1", "--data", str(data_dir / "nb201_cifar10.csv")])
+    assert out["median_s"] > 0
