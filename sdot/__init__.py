@@ -1,8 +1,36 @@
-"""sdot: semi-discrete optimal-transport gradient flows on R^d x G."""
+"""sdot: semi-discrete optimal-transport gradient flows on R^d x G.
 
-from .rates import get_rate_law, logmean
-from .space import SemiDiscreteSpace
+One problem (a graph G times R^d, a potential f(x, g), a temperature T and a rate law), several
+solvers: the Eulerian grid solver (``grid``), minimising-movement steps (``jko``), Lagrangian
+particles (``particles``), second-order dynamics (``hamiltonian``, ``nas_rules``). See
+``../shared/spec/semi-discrete-flow.md`` for the mathematics; formulas marked there as derived are
+exposed as options, never as the papers' own.
+"""
+
+from .diagnostics import (chi_square_to_gibbs, diagnose, dissipation, energy_dissipation_residual,
+                          kl_to_gibbs, node_masses, tv_node_masses)
+from .energy import FreeEnergy, gibbs_node_masses_quadratic
+from .flow import Flow, Trajectory, solve
+from .grid import Grid, GridSolver, StabilityError
+from .hamiltonian import DampedHamiltonian
+from .jko import EntropicJKOStep, JKOStep, two_point_distance
+from .nas_rules import NASAGD, NASGD, QuadraticLadder, nasagd_mean_field, nasgd_mean_field, nasgd_step
+from .particles import (NonFiniteError, ParticleSolver, ParticleState, birth_death_step, gibbs_node_masses,
+                        jump_step, langevin_step, lie_step, ou_step, strang_step, underdamped_step)
 from .potentials import CallablePotential, DoubleWellPotential, Potential, QuadraticPotential
+from .rates import RATE_LAWS, RateLaw, get_rate_law, logmean, register_rate_law
+from .schedules import SCHEDULES, get_schedule
+from .space import SemiDiscreteSpace
 
-__all__ = ["SemiDiscreteSpace", "Potential", "QuadraticPotential", "DoubleWellPotential", "CallablePotential",
-           "get_rate_law", "logmean"]
+__all__ = [
+    "SemiDiscreteSpace", "Potential", "QuadraticPotential", "DoubleWellPotential", "CallablePotential",
+    "RateLaw", "RATE_LAWS", "get_rate_law", "register_rate_law", "logmean",
+    "FreeEnergy", "gibbs_node_masses_quadratic",
+    "Grid", "GridSolver", "StabilityError", "JKOStep", "EntropicJKOStep", "two_point_distance",
+    "DampedHamiltonian", "Flow", "Trajectory", "solve", "SCHEDULES", "get_schedule",
+    "node_masses", "dissipation", "energy_dissipation_residual", "kl_to_gibbs", "chi_square_to_gibbs",
+    "tv_node_masses", "diagnose",
+    "ParticleState", "ParticleSolver", "jump_step", "langevin_step", "ou_step", "underdamped_step",
+    "strang_step", "lie_step", "birth_death_step", "gibbs_node_masses", "NonFiniteError",
+    "NASGD", "NASAGD", "nasgd_step", "nasgd_mean_field", "nasagd_mean_field", "QuadraticLadder",
+]

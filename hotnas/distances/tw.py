@@ -65,8 +65,8 @@ def chain_tw(h1: np.ndarray, h2: np.ndarray) -> float:
     h1, h2 = np.asarray(h1, float), np.asarray(h2, float)
     x1, x2 = np.arange(len(h1)) / len(h1), np.arange(len(h2)) / len(h2)
     xs = np.union1d(x1, x2)
-    F1 = np.array([h1[x1 <= x].sum() for x in xs])
-    F2 = np.array([h2[x2 <= x].sum() for x in xs])
+    F1 = np.cumsum(h1)[np.searchsorted(x1, xs, side="right") - 1]
+    F2 = np.cumsum(h2)[np.searchsorted(x2, xs, side="right") - 1]
     return float(np.sum(np.abs(F1 - F2)[:-1] * np.diff(xs)))
 
 
@@ -95,12 +95,24 @@ def degree_histograms(cell: Cell) -> tuple[np.ndarray, np.ndarray]:
     return norm[0], norm[1]
 
 
+_CACHE: dict[str, tuple[dict[str, float], np.ndarray, np.ndarray]] = {}
+
+
+def _summary(c: Cell) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    s = _CACHE.get(c.canonical_hash)
+    if s is None:
+        if len(_CACHE) > 100_000:
+            _CACHE.clear()
+        s = _CACHE[c.canonical_hash] = (_histogram(c), *degree_histograms(c))
+    return s
+
+
 def tw_cell(c1: Cell, c2: Cell, alpha: float = 0.1, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> float:
     if c1.canonical_hash == c2.canonical_hash:
         return 0.0
-    d_op = tw_op(_histogram(c1), _histogram(c2), alpha)
-    i1, o1 = degree_histograms(c1)
-    i2, o2 = degree_histograms(c2)
+    h1, i1, o1 = _summary(c1)
+    h2, i2, o2 = _summary(c2)
+    d_op = tw_op(h1, h2, alpha)
     return weights[0] * d_op + weights[1] * chain_tw(i1, i2) + weights[2] * chain_tw(o1, o2)
 
 
