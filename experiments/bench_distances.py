@@ -136,6 +136,18 @@ def main(argv: list[str] | None = None) -> dict:
           f"max(ours - POT) = {out['max_excess_reversed']:.2e}")
     print(f"plans: max marginal error {marg:.1e}, min entry {neg:.1e}")
 
+    # -- triangle inequality (spec 10.8: logged, not asserted) ------------------------------------
+    tri_n = 30 if args.smoke else 60
+    tri_archs = [archs[i] for i in rng.choice(len(archs), tri_n, replace=False)]
+    Dt = eng.matrix(tri_archs)
+    i, j, k = np.meshgrid(*(np.arange(tri_n),) * 3, indexing="ij")
+    mask = (i != j) & (j != k) & (i != k)
+    excess = (Dt[i, k] - Dt[i, j] - Dt[j, k])[mask]
+    out.update(triangle_triples=int(mask.sum()), triangle_violations=int((excess > 1e-12).sum()),
+               triangle_worst_excess=float(max(excess.max(), 0.0)))
+    print(f"triangle inequality on {tri_n} random NB201 architectures: {out['triangle_violations']} violations in "
+          f"{out['triangle_triples']} ordered triples, worst excess {out['triangle_worst_excess']:.4f}")
+
     # -- 4. DARTS 200 x 200 ----------------------------------------------------------------------
     try:
         darts = get_space("darts")

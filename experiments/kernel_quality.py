@@ -19,13 +19,14 @@ import csv
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
 
 METHODS = ("hotnn", "otmann", "tw", "hamming")
-SPACES = ("nb201", "darts", "nb101")
+SPACES = ("darts", "nb101", "nb201")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -46,13 +47,30 @@ def load_space_data(space: str, data_dir: Path) -> tuple[list[str], np.ndarray]:
     raise ValueError(f"unknown space {space!r}; expected one of {SPACES}")
 
 
-def run(spaces, methods, sizes, n_test, pool, splits, seed, n_jobs, data_dir: Path, log=print) -> dict:
-    from hotnas.distances.engine import PairwiseDistances
+def _score_split(job) -> tuple[float, float]:
+    """Fit a GP on one split; (Spearman of the posterior mean, held-out NLL)."""
     from hotnas.gp import DistanceGP
+
+    D, yP, n, nt, s, seed, n_restarts = job
+    perm = np.random.default_rng(seed + 1000 * (s + 1)).permutation(len(yP))
+    tr, te = perm[:n], perm[n : n + nt]
+    gp = DistanceGP(kernel="laplace", psd="clip", n_restarts=n_restarts, seed=s)
+    gp.fit(D[np.ix_(tr, tr)], yP[tr])
+    mu, _var = gp.predict(D[np.ix_(te, tr)])
+    with warnings.catch_warnings():  # a constant posterior mean has no rank correlation: scored 0
+        warnings.simplefilter("ignore")
+        r = spearmanr(mu, yP[te]).correlation
+    return (0.0 if np.isnan(r) else float(r)), float(gp.nlpd(D[np.ix_(te, tr)], yP[te]))
+
+
+def run(spaces, methods, sizes, n_test, pool, splits, seed, n_jobs, data_dir: Path, log=print,
+        n_restarts: int = 1, on_space=None) -> dict:
+    from hotnas.distances.engine import PairwiseDistances
     from hotnas.spaces import get_space
 
     results: dict = {"config": dict(spaces=list(spaces), methods=list(methods), sizes=list(sizes), n_test=n_test,
-                                    pool=pool, splits=splits, seed=seed), "distance_seconds": {}, "rows": []}
+                                    pool=pool, splits=splits, seed=seed, n_restarts=n_restarts),
+               "distance_seconds": {}, "rows": []}
     for sname in spaces:
         space = get_space(sname)
         archs, y = load_space_data(sname, data_dir)
@@ -69,30 +87,39 @@ def run(spaces, methods, sizes, n_test, pool, splits, seed, n_jobs, data_dir: Pa
             dt = time.perf_counter() - t0
             results["distance_seconds"][f"{sname}/{m}"] = dt
             log(f"[{sname}] {m}: {size} x {size} distances in {dt:.1f} s")
+        jobs = []
         for n in sizes:
             nt = min(n_test, size - n)
             if nt < 5:
                 log(f"[{sname}] n = {n}: pool too small for a test set, skipped")
                 continue
             for m in methods:
-                rho, nll = [], []
                 for s in range(splits):
-                    perm = np.random.default_rng(seed + 1000 * (s + 1)).permutation(size)
-                    tr, te = perm[:n], perm[n : n + nt]
-                    D = mats[m]
-                    gp = DistanceGP(kernel="laplace", psd="clip", n_restarts=3, seed=s)
-                    gp.fit(D[np.ix_(tr, tr)], yP[tr])
-                    mu, _var = gp.predict(D[np.ix_(te, tr)])
-                    r = spearmanr(mu, yP[te]).correlation
-                    rho.append(0.0 if np.isnan(r) else float(r))
-                    nll.append(gp.nlpd(D[np.ix_(te, tr)], yP[te]))
-                row = dict(space=sname, n=n, method=m, n_test=nt, splits=splits,
-                           spearman_mean=float(np.mean(rho)), spearman_std=float(np.std(rho)),
-                           nll_mean=float(np.mean(nll)), nll_std=float(np.std(nll)),
-                           nll_median=float(np.median(nll)), spearman_splits=rho, nll_splits=nll)
-                results["rows"].append(row)
-                log(f"[{sname}] n = {n:3d} {m:8s} Spearman {row['spearman_mean']:.3f} +- {row['spearman_std']:.3f}   "
-                    f"NLL {row['nll_mean']:.3f} +- {row['nll_std']:.3f}")
+                    jobs.append((n, nt, m, s))
+        payload = [(mats[m], yP, n, nt, s, seed, n_restarts) for n, nt, m, s in jobs]
+        if n_jobs > 1:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("fork")) as ex:
+                scores = list(ex.map(_score_split, payload, chunksize=4))
+        else:
+            scores = [_score_split(p) for p in payload]
+        by: dict = {}
+        for (n, nt, m, s), sc in zip(jobs, scores):
+            by.setdefault((n, nt, m), []).append(sc)
+        for (n, nt, m), scs in by.items():
+            rho = [r for r, _ in scs]
+            nll = [v for _, v in scs]
+            row = dict(space=sname, n=n, method=m, n_test=nt, splits=splits,
+                       spearman_mean=float(np.mean(rho)), spearman_std=float(np.std(rho)),
+                       nll_mean=float(np.mean(nll)), nll_std=float(np.std(nll)),
+                       nll_median=float(np.median(nll)), spearman_splits=rho, nll_splits=nll)
+            results["rows"].append(row)
+            log(f"[{sname}] n = {n:3d} {m:8s} Spearman {row['spearman_mean']:.3f} +- {row['spearman_std']:.3f}   "
+                f"NLL {row['nll_mean']:.3f} +- {row['nll_std']:.3f} (median {row['nll_median']:.3f})")
+        if on_space is not None:
+            on_space(results)
     return results
 
 
@@ -128,6 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--splits", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-jobs", type=int, default=2)
+    ap.add_argument("--n-restarts", type=int, default=1, help="random ML-II restarts of each GP fit (besides its default start)")
     ap.add_argument("--data", default=os.environ.get("SDOT_NAS_DATA", str(ROOT.parent / "shared" / "data")))
     ap.add_argument("--out", default=str(ROOT / "results" / "kernel_quality"))
     args = ap.parse_args(argv)
@@ -136,8 +164,12 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    def save(partial: dict) -> None:  # after every space, so a long run leaves results behind
+        (out / "results.json").write_text(json.dumps(partial, indent=2))
+        (out / "table.md").write_text(table(partial) + "\n")
+
     res = run(args.spaces, args.methods, args.sizes, args.n_test, args.pool, args.splits, args.seed, args.n_jobs,
-              Path(args.data))
+              Path(args.data), n_restarts=args.n_restarts, on_space=save)
     res["seconds"] = time.perf_counter() - t0
     md = table(res)
     print(md)

@@ -5,7 +5,7 @@ Run figures take ``results``: ``{trial_id: result dict}`` as stored in a run dir
 
 - :func:`plot_curves` — best-so-far validation value, validation regret (when the optimum is known) or
   test value of the best-so-far architecture, against queries or cumulative cost: mean over seeds with
-  a band of one standard deviation (and the min-max range, lighter);
+  a band of one standard deviation;
 - :func:`plot_mass` — mass per architecture over time for one population/flow run;
 - :func:`plot_graph_mass` — the architectures a population visited, joined when they are mutation
   neighbours, node area proportional to the final mass, colour = validation value;
@@ -79,6 +79,7 @@ def plot_curves(results: dict[str, dict[str, Any]], path: str | Path, *, metric:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     key = "best_so_far" if metric == "regret" else metric
     length = max((len(r.get(key, [])) for rs in groups.values() for r in rs), default=0)
+    focus: list[float] = []            # band values after the first fifth: the y-range shown
     for label, runs in groups.items():
         if x == "cost":
             xs, M = _cost_grid(runs, key)
@@ -90,12 +91,11 @@ def plot_curves(results: dict[str, dict[str, Any]], path: str | Path, *, metric:
             M = np.clip(opt[:, None] - M, 0.0, None)
         with np.errstate(all="ignore"), _quiet():
             mean, std = np.nanmean(M, axis=0), np.nanstd(M, axis=0)
-            lo, hi = np.nanmin(M, axis=0), np.nanmax(M, axis=0)
         band_lo = np.clip(mean - std, 0.0, None) if metric == "regret" else mean - std
+        start = len(xs) // 5
+        focus += [float(np.nanmin(band_lo[start:], initial=np.inf)), float(np.nanmax(mean + std, initial=-np.inf))]
         line, = ax.plot(xs, mean, label=f"{label} (n={len(runs)})", lw=1.8)
         ax.fill_between(xs, band_lo, mean + std, color=line.get_color(), alpha=0.22, lw=0)
-        if len(runs) > 1:
-            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.07, lw=0)
     names = {"best_so_far": "best validation value so far", "regret": "validation regret (optimum - best so far)",
              "test_of_best": "test value of the best-so-far architecture"}
     ax.set_ylabel(names.get(metric, metric))
@@ -103,6 +103,10 @@ def plot_curves(results: dict[str, dict[str, Any]], path: str | Path, *, metric:
     if metric == "regret":
         ax.set_yscale("symlog", linthresh=0.01)
         ax.set_ylim(bottom=0.0)
+    else:      # the first queries (random initial designs) would squash the curves that matter
+        lo, hi = min(focus, default=np.nan), max(focus, default=np.nan)
+        if np.isfinite(lo) and np.isfinite(hi) and hi > lo:
+            ax.set_ylim(lo - 0.15 * (hi - lo), hi + 0.05 * (hi - lo))
     ax.set_title(title or f"{names.get(metric, metric)}: mean ± std over seeds", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

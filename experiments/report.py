@@ -106,7 +106,7 @@ def make_figures(run: RunDir, config: Config, results: dict[str, dict[str, Any]]
 
     if not results:
         return out
-    add("Best validation value so far against queries (mean ± std over seeds; light: min–max)",
+    add("Best validation value so far against queries (mean ± std over seeds)",
         plots.plot_curves(results, fig_dir / "best_so_far.png", order=order))
     if None not in optima:
         which = f"optimum {next(iter(optima)):.4g}" if len(optima) == 1 else "each seed's optimum"

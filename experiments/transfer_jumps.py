@@ -169,13 +169,13 @@ def plot(table: dict[str, Any], ks: list[int], path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def _main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="2 jump types, 2 seeds, short training: a quick check")
     ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--ks", type=int, nargs="+", default=[10, 50], help="steps after the jump at which to read")
-    ap.add_argument("--old-epochs", type=int, default=4, help="training of the old network before the jump")
+    ap.add_argument("--old-epochs", type=int, default=8, help="training of the old network before the jump")
     ap.add_argument("--transfer-steps", type=int, default=20)
     ap.add_argument("--probe", type=int, default=128, help="probe images for the transfer")
     ap.add_argument("--lr", type=float, default=0.01, help="Adam learning rate after the jump")
@@ -217,6 +217,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                   "cases": cases}, default=float))
     plot(table, args.ks, out / "val_loss.png")
     return {"summary": table, "wall_seconds": wall}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the study; torch's thread count is restored afterwards (``--threads`` sets it meanwhile)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        return _main(argv)
+    finally:
+        torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":

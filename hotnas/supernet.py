@@ -21,7 +21,7 @@ Two ways to run it:
   architecture uses and computes only its operations (fast; what :func:`train_from_scratch` trains).
 - :class:`SuperNet` — one parameter set covering all 5^6 = 15,625 cells.  A particle i holds its own
   flat copy ``theta[i]`` (shape (d,)) of the shared weights; the architecture is a (6, 5) one-hot
-  tensor, every operation is computed and mixed by that mask, so one
+  tensor, every operation is computed and selected by that mask (no data-dependent branching), so one
   ``torch.func.vmap(torch.func.grad_and_value(...))`` call gives the loss and gradient of P
   (weights, architecture) pairs at once (the diffusion step), and one ``vmap`` call gives the loss
   of proposed architectures under each particle's weights (the jump evaluation).
@@ -56,6 +56,7 @@ __all__ = [
     "SuperNet",
     "TrainResult",
     "arch_seed",
+    "decode_arch",
     "encode_arch",
     "evaluate",
     "train_from_scratch",
@@ -147,14 +148,16 @@ class _Cell(nn.Module):
 class DigitsNet(nn.Module):
     """NB201-style network on digits; ``arch=None`` makes the supernet module (all operations).
 
-    ``forward(x)`` for a stand-alone network; ``forward(x, arch_onehot)`` with a (6, 5) mask for the
-    supernet (any module, mixing every operation it holds by the mask).  Returns logits (B, n_classes).
+    ``forward(x)`` for a stand-alone network; ``forward(x, arch_onehot)`` with a one-hot (6, 5) mask
+    (:func:`encode_arch`) for the supernet module, which computes every operation and selects by the
+    mask (exact for one-hot masks only, see ``_mixed_edges``). Returns logits (B, n_classes).
 
     ``hidden(x)`` returns the hidden representations (stem output, then each cell's nodes 1..3), the
     layers OT representation transfer compares (see :mod:`hotnas.transfer`).
     """
 
-    def __init__(self, arch: str | None = None, config: NetConfig | None = None, seed: int | None = None) -> None:
+    def __init__(self, arch: str | None = None, config: NetConfig | None = None,
+                 seed: int | torch.Generator | None = None) -> None:
         super().__init__()
         self.config = config or NetConfig()
         self.arch = None if arch is None else arch_string(parse_arch(arch))
@@ -418,7 +421,7 @@ class SuperNet:
         if n_particles < 1:
             raise ValueError(f"n_particles must be >= 1, got {n_particles}")
         gen = torch.Generator().manual_seed(int(seed))
-        net = DigitsNet(None, self.config, seed=None)
+        net = DigitsNet(None, self.config, seed=0)  # re-drawn below; seed 0 leaves torch's global RNG alone
         rows = []
         for _ in range(1 if same else n_particles):
             net.reset_parameters(gen)
@@ -501,7 +504,7 @@ class SuperNet:
     # -- to and from stand-alone networks --------------------------------------------------------
     def to_network(self, theta: torch.Tensor, arch: str) -> DigitsNet:
         """A stand-alone :class:`DigitsNet` of ``arch`` holding particle weights ``theta`` (d,) (copied)."""
-        net = DigitsNet(arch, self.config, seed=None)
+        net = DigitsNet(arch, self.config, seed=0)  # overwritten below
         full = self.unflatten(theta.detach())
         with torch.no_grad():
             for name, p in net.named_parameters():

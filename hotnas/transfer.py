@@ -263,7 +263,8 @@ def transfer(old_net: nn.Module, new_net: nn.Module, data, steps: int = 200, *, 
     ``data``: probe inputs X, a pair (X, y) (labels needed for "regularise") or a DigitsData (its
     training split). ``batch_size=None`` uses all of X at every step (teacher activations computed
     once); otherwise random minibatches from ``generator``. ``params``: the parameters to optimise
-    (default all of ``new_net``'s). The teacher runs without gradients and is not modified.
+    (default all of ``new_net``'s). The teacher runs in eval mode without gradients and is not
+    modified; the student's mode is left as it is.
     ``pairs``: "depth" (:func:`depth_pairs`), "last", or explicit (teacher, student) indices into
     :func:`hidden_representations`.
     """
@@ -277,9 +278,14 @@ def transfer(old_net: nn.Module, new_net: nn.Module, data, steps: int = 200, *, 
     t0 = time.perf_counter()
     opts = dict(normalize=normalize, solver=solver, reg=reg)
 
-    def teacher(xb):
-        with torch.no_grad():
-            return [h.detach() for h in hidden_representations(old_net, xb, layers_old)]
+    def teacher(xb):  # in eval mode (dropout off, BN running statistics), as spec 4 asks
+        was_training = old_net.training
+        old_net.eval()
+        try:
+            with torch.no_grad():
+                return [h.detach() for h in hidden_representations(old_net, xb, layers_old)]
+        finally:
+            old_net.train(was_training)
 
     def total_distance(hs_old, hs_new, S) -> torch.Tensor:
         return sum(representation_distance(hs_old[i], hs_new[j], **opts) for i, j in S)

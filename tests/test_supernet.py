@@ -71,6 +71,15 @@ def test_supernet_on_one_architecture_equals_the_standalone_network(data, popula
         # the stand-alone network holds only what its architecture uses; it goes back in place
         back = sn.from_network(net, theta[i])
         assert torch.equal(back, theta[i])
+        # and the supernet's gradient is the stand-alone network's on those weights, zero elsewhere
+        torch.nn.functional.cross_entropy(net(x), data.y_val[:96]).backward()
+        _, grads = sn.loss_and_grad(theta[i:i + 1], encode_arch([arch]), x, data.y_val[:96])
+        g = sn.unflatten(grads[0])
+        own = dict(net.named_parameters())
+        for name in sn.names:
+            expected = own[name].grad if name in own else None
+            expected = torch.zeros_like(g[name]) if expected is None else expected  # None: off every path
+            assert torch.allclose(g[name], expected, atol=1e-5), name
 
 
 def test_batched_loss_and_gradient_equal_the_per_particle_loop(data, population):
@@ -98,12 +107,12 @@ def test_batched_loss_and_gradient_equal_the_per_particle_loop(data, population)
 
 
 def test_unused_weights_get_only_weight_decay(data):
-    sn = SuperNet(weight_decay=0.0)
+    sn = SuperNet(weight_decay=0.1)
     theta = sn.init(1, seed=0)
     _, grads = sn.loss_and_grad(theta, encode_arch([ALL_NONE]), data.x_train[:64], data.y_train[:64])
     used = {n for n, _ in DigitsNet(ALL_NONE).named_parameters()}
-    g = sn.unflatten(grads[0])
-    assert all(g[n].abs().max() == 0 for n in sn.names if n not in used)
+    g, t = sn.unflatten(grads[0]), sn.unflatten(theta[0])
+    assert all(torch.allclose(g[n], 0.1 * t[n]) for n in sn.names if n not in used)
 
 
 def test_step_is_sgd_or_seeded_langevin(data, population):

@@ -134,7 +134,25 @@ def _is_input(op: str) -> bool:
     return is_io_label(op) and op != "output"
 
 
+_STRUCT_CACHE: dict[tuple, np.ndarray] = {}
+
+
 def structural_features(cell: Cell) -> np.ndarray:
+    """(n, 8) structural location of every node (spec 2.4), in the cell's own node order.
+
+    Depends only on the graph and on which nodes are inputs / the output, so it is cached by those.
+    """
+    key = (cell.adjacency.tobytes(), cell.n, tuple(o if is_io_label(o) else "" for o in cell.ops))
+    S = _STRUCT_CACHE.get(key)
+    if S is None:
+        if len(_STRUCT_CACHE) > 100_000:
+            _STRUCT_CACHE.clear()
+        S = _STRUCT_CACHE[key] = _structural_features(cell)
+        S.setflags(write=False)
+    return S
+
+
+def _structural_features(cell: Cell) -> np.ndarray:
     """(n, 8) structural location of every node (spec 2.4), in the cell's own node order.
 
     Columns: shortest / longest / random-walk path length from the inputs, the same to the

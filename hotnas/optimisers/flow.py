@@ -78,13 +78,14 @@ from sdot.nas_rules import NASAGD, nasgd_step
 from sdot.particles import ParticleState, birth_death_step, jump_step
 from sdot.potentials import CallablePotential
 from sdot.rates import get_rate_law
+from sdot.schedules import FromCallable, Geometric, Schedule, get_schedule
 
 from ..benchmarks.base import Evaluation
 from ..graph import ArchitectureGraph
 from ..spaces.base import SearchSpace
 from .base import Optimiser, register_optimiser
 
-__all__ = ["FlowOptimiser", "RULES", "NONFINITE_POLICIES", "temperature_schedule"]
+__all__ = ["FlowOptimiser", "RULES", "NONFINITE_POLICIES", "temperature_schedule", "table_potential"]
 
 log = logging.getLogger("hotnas.flow")
 
@@ -94,26 +95,32 @@ SURROGATES = (None, "gp")
 _GAP_CAP = 1000.0
 
 
-def temperature_schedule(temperature: float | tuple[float, float] | Callable[[float], float]
-                         ) -> Callable[[float], float]:
-    """T(progress) for progress in [0, 1]: constant, geometric between (T0, T1), or a callable.
+def temperature_schedule(temperature: Any, horizon: int) -> Schedule:
+    """The temperature as an :mod:`sdot.schedules` schedule, called as ``schedule(progress, k)``.
 
-    Raises ValueError on a non-positive or non-finite temperature.
+    ``progress`` in [0, 1] is the fraction of the run done (queries of the budget, or steps) and ``k``
+    the number of queries / steps spent. ``temperature`` may be a number (constant), a pair
+    ``(T0, T1)`` — geometric annealing ``T0 q^k`` with ``q = (T1/T0)^(1/horizon)``, so T reaches T1
+    at the end of the run (sdot ``Geometric`` with floor ``min(T0, T1)``) — a schedule name or
+    :class:`sdot.schedules.Schedule`, or a callable of ``progress`` (or ``(progress, k)``).
+
+    Raises ValueError on a non-positive or non-finite temperature in a pair, or a bad horizon.
     """
-    if callable(temperature):
-        return temperature
+    if horizon < 1:
+        raise ValueError(f"the schedule horizon must be >= 1, got {horizon!r}")
     if isinstance(temperature, (tuple, list)):
         if len(temperature) != 2:
-            raise ValueError(f"temperature must be T, (T0, T1) or a callable, got {temperature!r}")
+            raise ValueError(f"temperature must be T, (T0, T1), a schedule or a callable, got {temperature!r}")
         T0, T1 = (float(v) for v in temperature)
         for v in (T0, T1):
             if not math.isfinite(v) or v <= 0:
                 raise ValueError(f"temperatures must be finite and > 0, got {temperature!r}")
-        return lambda s: T0 * (T1 / T0) ** min(max(s, 0.0), 1.0)
-    T = float(temperature)
-    if not math.isfinite(T) or T <= 0:
-        raise ValueError(f"temperature must be finite and > 0, got {temperature!r}")
-    return lambda s: T
+        return Geometric(T0=T0, q=min(1.0, (T1 / T0) ** (1.0 / horizon)), T_min=min(T0, T1)) if T1 <= T0 else \
+            FromCallable(lambda s: T0 * (T1 / T0) ** min(max(s, 0.0), 1.0))
+    if isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
+        if not math.isfinite(temperature) or temperature <= 0:
+            raise ValueError(f"temperature must be finite and > 0, got {temperature!r}")
+    return get_schedule(temperature)
 
 
 @register_optimiser("flow")
@@ -199,8 +206,9 @@ class FlowOptimiser(Optimiser):
             raise ValueError(f"patience must be None or a positive number of queries, got {patience!r}")
         if stall_rounds < 1 or refit_every < 1:
             raise ValueError("stall_rounds and refit_every must be >= 1")
-        self._T = temperature_schedule(temperature)
-        self._T(0.0)  # validate a callable early
+        self._temperature_spec = temperature
+        self._T = temperature_schedule(temperature, int(budget))
+        self._T(0.0, 0)  # validate a callable early
         self.budget = int(budget)
         self.n_particles = int(n_particles)
         self.rule, self.dt, self.birth_death, self.c, self.c_p = rule, float(dt), float(birth_death), float(c), float(c_p)
@@ -252,8 +260,9 @@ class FlowOptimiser(Optimiser):
         return min(1.0, max(0.0, (spent - self._epoch_start) / max(1, self.budget - self._epoch_start)))
 
     def temperature(self) -> float:
-        """The current temperature T(progress)."""
-        T = float(self._T(self._progress()))
+        """The current temperature T(progress, queries spent in this annealing epoch)."""
+        k = len(self.values) + len(self.failed) - self._epoch_start
+        T = float(self._T(self._progress(), k))
         if not math.isfinite(T) or T <= 0:
             raise ValueError(f"the temperature schedule returned T = {T!r} at progress {self._progress():.3f}")
         return T
@@ -429,6 +438,7 @@ class FlowOptimiser(Optimiser):
         architectures (the cache of values is kept) and the schedule anneals again over the rest
         of the budget."""
         self._epoch_start = len(self.values) + len(self.failed)
+        self._T = temperature_schedule(self._temperature_spec, self.budget - self._epoch_start)
         self._event("epoch", reason=f"no improvement in {self.patience} queries")
         self.particles = []
         self.phi = {}
@@ -477,7 +487,7 @@ class FlowOptimiser(Optimiser):
         index = {a: i for i, a in enumerate(nodes)}
         space = self.graph.subgraph(nodes)
         fvals = np.array([self.f(a) for a in nodes])
-        pot = _table_potential(fvals)
+        pot = table_potential(fvals)
         st = self._state(index)
         birth_death_step(st, space, pot, T, self.birth_death * self.dt, density="kde", nonfinite="freeze")
         self.particles = [nodes[int(i)] for i in st.g]
@@ -490,7 +500,7 @@ class FlowOptimiser(Optimiser):
         fvals = np.array([self.f(a) for a in nodes])
         st = self._state(index)
         if self.rule == "flow":
-            jump_step(st, space, _table_potential(self._capped(fvals, T)), self.law, T, self.dt, method="exact",
+            jump_step(st, space, table_potential(self._capped(fvals, T)), self.law, T, self.dt, method="exact",
                       nonfinite="freeze")
         elif self.rule == "nasgd":
             with warnings.catch_warnings():
@@ -530,7 +540,7 @@ class FlowOptimiser(Optimiser):
         st = self._state(index)
         self._prev = list(self.particles)
         if self.rule == "flow":
-            jump_step(st, space, _table_potential(self._capped(fvals, T)), self.law, T, self.dt, method="exact",
+            jump_step(st, space, table_potential(self._capped(fvals, T)), self.law, T, self.dt, method="exact",
                       nonfinite="freeze")
         elif self.rule == "nasgd":
             with warnings.catch_warnings():
@@ -614,6 +624,7 @@ class FlowOptimiser(Optimiser):
         self._prev = None if state["prev"] is None else list(state["prev"])
         self.round, self.t, self._free_rounds = int(state["round"]), float(state["t"]), int(state["free_rounds"])
         self._epoch_start, self._best_at = int(state["epoch_start"]), int(state["best_at"])
+        self._T = temperature_schedule(self._temperature_spec, self.budget - self._epoch_start)
         self._best = -math.inf if state["best"] is None else float(state["best"])
         self.phi = {a: float(v) for a, v in state["phi"].items()}
         self.restarts = list(state["restarts"])
@@ -624,7 +635,7 @@ class FlowOptimiser(Optimiser):
         self._seen = set(state["seen"])
 
 
-def _table_potential(fvals: np.ndarray) -> CallablePotential:
+def table_potential(fvals: np.ndarray) -> CallablePotential:
     """A d = 0 potential given by a table of node values (f(x, g) = fvals[g])."""
     table = np.asarray(fvals, dtype=float)
 

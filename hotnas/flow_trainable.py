@@ -1,0 +1,434 @@
+"""Gradient-flow NAS with real training (d > 0): particles (x, g) on R^d x G over a weight-sharing supernet.
+
+Each of N particles carries an architecture g (a node of :class:`hotnas.graph.ArchitectureGraph`)
+and its **own copy** x of the shared weights of :class:`hotnas.supernet.SuperNet` (d = ``SuperNet.dim``).
+The potential is the minibatch training loss ``f(x, g) = CE(net(x_b; x, g), y_b) + wd/2 |x|^2``
+[spec ``semi-discrete-flow.md`` 4.3, 7.2]. One step (Lie splitting, vectorised over particles with
+``torch.func.vmap`` inside the supernet):
+
+1. **Diffusion in x** for every particle at its own architecture, on one shared minibatch:
+   SGD ``x <- x - lr grad_x f`` (``weight_temperature = 0``) or unadjusted Langevin
+   ``x <- x - lr grad_x f + sqrt(2 lr T_x) xi`` (``SuperNet.step``).
+2. **Jump on G** every ``jump_every`` steps, at fixed x (weights travel with the particle, the
+   semi-discrete "same x" transfer): each particle proposes g' with probability w(g, g')/deg(g);
+   f(x, g) and f(x, g') are evaluated **on the same minibatch with the particle's own weights** (one
+   vmapped call over 2N pairs); the move is accepted with probability
+   ``1 - exp(-jump_dt * k(g -> g'; x) / q(g'|g))``, ``q = w/deg``, where k is a rate law of
+   :mod:`sdot.rates` (glauber, metropolis, upwind) at the architecture temperature T (annealed
+   geometrically from T0 to T1 over the run). To first order in ``jump_dt`` this is the exact jump
+   law ``P(g -> g') = jump_dt k(g -> g'; x)`` of :func:`sdot.particles.jump_step`, while only the
+   *proposed* architecture is evaluated (not all of g's neighbours).
+3. **Birth-death** (optional, ``birth_death > 0``): :func:`sdot.particles.birth_death_step` on the
+   particles with ``log(rho/pi_T)`` estimated by ``f_i / T`` alone (a flat density estimate: a KDE is
+   meaningless in d ~ 10^4), i.e. a Fisher-Rao selection that copies (x, g) of low-loss particles
+   over high-loss ones — a different geometry from the graph transport, an accelerator.
+
+Every ``eval_every`` steps each particle is scored on the validation split with its own weights;
+at the end the ``n_final`` architectures with the best weight-shared validation accuracy are
+**retrained from scratch** by a benchmark (:class:`hotnas.benchmarks.trainable.DigitsBenchmark`,
+the same protocol as every other optimiser's queries) and the best by validation is reported with
+its test accuracy.
+
+**Compute accounting** (:attr:`TrainableFlow.epochs`): training epochs = examples passed forward
+and backward / training-set size; a forward-only pass (jump evaluations, validation scoring)
+counts 1/3 of that. Wall-clock seconds are kept alongside (:attr:`TrainableFlow.seconds`). A
+supernet pass computes every operation of the cell, so per epoch it costs more wall clock than a
+stand-alone network; both numbers are reported.
+
+**NaN policy** (``nonfinite``): a particle whose loss, gradient or weights become NaN/inf (diverged
+training) is ``"reset"`` (default) to a copy (x, g) of a uniformly chosen healthy particle, or
+``"kill"``-ed (removed; when none is left a RuntimeError is raised), or the run raises
+(``"raise"``); every case is logged (``logging`` warning and :attr:`events`). A proposed
+architecture whose loss is NaN is rejected and logged. Unworkable settings (``n_particles < 1``,
+fewer than 2 with birth-death, a step budget below one step, non-positive lr / batch size /
+temperatures) are refused up front.
+
+    >>> flow = TrainableFlow(n_particles=4, seed=0, distance=lambda a, b: np.ones(len(a)))  # doctest: +SKIP
+    >>> result = flow.run(steps=20, benchmark=DigitsBenchmark(epochs=1), n_final=1)         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from sdot.particles import ParticleState, birth_death_step
+from sdot.rates import get_rate_law
+from sdot.space import SemiDiscreteSpace
+
+from .datasets import DigitsData, load_digits_splits
+from .graph import ArchitectureGraph
+from .optimisers.flow import table_potential, temperature_schedule
+from .spaces.nb201 import NB201Space
+from .supernet import NetConfig, SuperNet, encode_arch
+
+__all__ = ["TrainableFlow", "TrainableFlowResult", "FORWARD_COST"]
+
+log = logging.getLogger("hotnas.flow")
+
+#: Cost of a forward-only pass relative to a forward + backward pass (epoch accounting).
+FORWARD_COST = 1.0 / 3.0
+NONFINITE_POLICIES = ("reset", "kill", "raise")
+
+
+@dataclass
+class TrainableFlowResult:
+    """Outcome of :meth:`TrainableFlow.run`.
+
+    ``best_arch``: the retrained architecture with the best validation accuracy; ``val_acc``,
+    ``test_acc``: its from-scratch numbers (%); ``candidates``: every retrained architecture as
+    ``(arch, weight-shared val %, retrained val %, retrained test %)``; ``epochs``: total compute
+    (supernet phase + retraining) in training epochs; ``supernet_epochs``, ``retrain_epochs``;
+    ``seconds``: wall clock; ``history``: per evaluation the step, epochs, temperature and the
+    particles' (arch, val %); ``events``: NaN handling and other incidents.
+    """
+
+    best_arch: str | None
+    val_acc: float | None
+    test_acc: float | None
+    candidates: list[tuple[str, float, float, float | None]] = field(default_factory=list)
+    epochs: float = 0.0
+    supernet_epochs: float = 0.0
+    retrain_epochs: float = 0.0
+    seconds: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class TrainableFlow:
+    """The trainable-mode flow (module docstring).
+
+    Args:
+        space: NB201-style search space (default :class:`~hotnas.spaces.nb201.NB201Space`).
+        data: :class:`~hotnas.datasets.DigitsData` (default ``load_digits_splits(0)``).
+        config: supernet skeleton (:class:`~hotnas.supernet.NetConfig`), the same as the benchmark's.
+        n_particles: N.
+        lr: SGD / Langevin step on x; ``lr_schedule``: ``"constant"`` or ``"cosine"`` (to 0 over the run).
+        weight_decay: of the potential (keeps Langevin confining in unused coordinates).
+        weight_temperature: T_x of the Langevin step (0 = SGD).
+        law: rate law of the jumps; ``temperature``: architecture temperature T (constant, (T0, T1)
+            annealed geometrically over the run, or callable progress -> T), in loss units.
+        jump_dt, jump_every: jump time per jump step and steps between jump steps.
+        birth_death: rate of the birth-death selection (0 = off).
+        batch_size: minibatch shared by all particles in a step.
+        graph / distance / lengthscale: the graph G (as in :class:`~hotnas.optimisers.flow.FlowOptimiser`).
+        eval_every: steps between validation scorings (and always at the end).
+        init: ``"random"`` (distinct random architectures) or a list of N architectures.
+        same_init: start every particle from the same weights (else independent initialisations).
+        nonfinite: ``"reset"`` | ``"kill"`` | ``"raise"``.
+        seed: seed of every random stream of the run (numpy for G, torch for minibatches and noise).
+        num_threads: torch threads during the run (None = leave as is).
+    """
+
+    def __init__(self, space: NB201Space | None = None, *, data: DigitsData | None = None,
+                 config: NetConfig | None = None, n_particles: int = 8, lr: float = 0.1,
+                 lr_schedule: str = "cosine", weight_decay: float = 1e-4, weight_temperature: float = 0.0,
+                 law: str = "glauber", temperature: float | tuple[float, float] | Callable[[float], float] = (0.3, 0.03),
+                 jump_dt: float = 1.0, jump_every: int = 5, birth_death: float = 0.0, batch_size: int = 64,
+                 graph: ArchitectureGraph | None = None, distance: Any = "hotnn", lengthscale: float = 0.1,
+                 eval_every: int = 25, init: str | Sequence[str] = "random", same_init: bool = False,
+                 nonfinite: str = "reset", seed: int = 0, num_threads: int | None = 1):
+        if not isinstance(n_particles, (int, np.integer)) or n_particles < 1:
+            raise ValueError(f"n_particles must be a positive integer, got {n_particles!r}")
+        if birth_death < 0 or not math.isfinite(birth_death):
+            raise ValueError(f"birth_death must be a finite rate >= 0, got {birth_death!r}")
+        if birth_death > 0 and n_particles < 2:
+            raise ValueError(f"birth-death needs at least 2 particles, got n_particles={n_particles}")
+        for nm, v in (("lr", lr), ("jump_dt", jump_dt)):
+            if not math.isfinite(v) or v <= 0:
+                raise ValueError(f"{nm} must be a finite number > 0, got {v!r}")
+        if weight_temperature < 0 or weight_decay < 0:
+            raise ValueError("weight_temperature and weight_decay must be >= 0")
+        if batch_size < 2 or jump_every < 1 or eval_every < 1:
+            raise ValueError("batch_size must be >= 2, jump_every and eval_every >= 1")
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+        if nonfinite not in NONFINITE_POLICIES:
+            raise ValueError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
+        self.law = get_rate_law(law)
+        if not self.law.linear:
+            raise ValueError(f"rate law {law!r} has no jump rate; use glauber, metropolis or upwind")
+        self.space = space or NB201Space()
+        self.data = data if data is not None else load_digits_splits(0)
+        self.config = config or NetConfig()
+        self.supernet = SuperNet(self.config, weight_decay=weight_decay)
+        self.n_particles = int(n_particles)
+        self.lr, self.lr_schedule = float(lr), lr_schedule
+        self.weight_temperature = float(weight_temperature)
+        self._temperature = temperature
+        self._T = temperature_schedule(temperature, 1)
+        self.jump_dt, self.jump_every = float(jump_dt), int(jump_every)
+        self.birth_death = float(birth_death)
+        self.batch_size = int(batch_size)
+        self.eval_every = int(eval_every)
+        self.nonfinite = nonfinite
+        self.num_threads = num_threads
+        self.graph = graph if graph is not None else ArchitectureGraph(self.space, distance=distance,
+                                                                       lengthscale=lengthscale)
+        self.rng = np.random.default_rng(seed)
+        self.gen = torch.Generator().manual_seed(int(seed))
+        if isinstance(init, str):
+            if init != "random":
+                raise ValueError(f"init must be 'random' or a list of architectures, got {init!r}")
+            archs: list[str] = []
+            while len(archs) < self.n_particles:
+                a = self.space.sample(self.rng)
+                if a not in archs or len(archs) >= len(self.space):
+                    archs.append(a)
+        else:
+            archs = [self.space.canonical(a) for a in init]
+            if len(archs) != self.n_particles:
+                raise ValueError(f"init lists {len(archs)} architectures for {self.n_particles} particles")
+        self.archs: list[str] = archs
+        self.theta = self.supernet.init(self.n_particles, seed=int(seed), same=same_init)
+        self.step_count = 0
+        self.total_steps = 1
+        self.epochs = 0.0
+        self.seconds = 0.0
+        self.loss_ema = np.full(self.n_particles, np.nan)
+        self.val_seen: dict[str, float] = {}     # arch -> best weight-shared val accuracy seen
+        self.history: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.n_accepted = 0
+        self.n_proposed = 0
+        self._order = torch.randperm(self.data.x_train.shape[0], generator=self.gen)
+        self._pos = 0
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def n_train(self) -> int:
+        return int(self.data.x_train.shape[0])
+
+    def temperature(self) -> float:
+        T = float(self._T(min(1.0, self.step_count / max(1, self.total_steps)), self.step_count))
+        if not math.isfinite(T) or T <= 0:
+            raise ValueError(f"the temperature schedule returned T = {T!r}")
+        return T
+
+    def _lr(self) -> float:
+        if self.lr_schedule == "constant":
+            return self.lr
+        s = min(1.0, self.step_count / max(1, self.total_steps))
+        return max(1e-6 * self.lr, 0.5 * self.lr * (1.0 + math.cos(math.pi * s)))
+
+    def _minibatch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        n = self.n_train
+        if self._pos + self.batch_size > n:
+            self._order, self._pos = torch.randperm(n, generator=self.gen), 0
+        idx = self._order[self._pos:self._pos + self.batch_size]
+        self._pos += self.batch_size
+        return self.data.x_train[idx], self.data.y_train[idx]
+
+    def _event(self, kind: str, **info: Any) -> None:
+        self.events.append({"kind": kind, "step": self.step_count, **info})
+
+    def _handle_nonfinite(self, bad: np.ndarray, what: str) -> None:
+        """Apply the NaN policy to particles ``bad`` (indices)."""
+        if bad.size == 0:
+            return
+        if self.nonfinite == "raise":
+            raise FloatingPointError(f"particles {bad.tolist()} met a non-finite {what} at step {self.step_count}")
+        N = len(self.archs)
+        healthy = np.setdiff1d(np.arange(N), bad)
+        if self.nonfinite == "kill":
+            if healthy.size == 0:
+                raise RuntimeError(f"every particle met a non-finite {what}; nothing left to run")
+            self.theta = self.theta[torch.as_tensor(healthy)].clone()
+            self.archs = [self.archs[i] for i in healthy]
+            self.loss_ema = self.loss_ema[healthy]
+            self._event("nonfinite_kill", particles=bad.tolist(), what=what)
+            log.warning("flow: killed particle(s) %s (non-finite %s)", bad.tolist(), what)
+            return
+        if healthy.size == 0:
+            raise RuntimeError(f"every particle met a non-finite {what}; nothing to reset from")
+        donors = healthy[self.rng.integers(healthy.size, size=bad.size)]
+        self.theta[torch.as_tensor(bad)] = self.theta[torch.as_tensor(donors)]
+        for i, j in zip(bad, donors):
+            self.archs[int(i)] = self.archs[int(j)]
+        self.loss_ema[bad] = self.loss_ema[donors]
+        self._event("nonfinite_reset", particles=bad.tolist(), donors=donors.tolist(), what=what)
+        log.warning("flow: reset particle(s) %s to copies of %s (non-finite %s)", bad.tolist(), donors.tolist(), what)
+
+    # ------------------------------------------------------------------ one step
+    def step(self) -> None:
+        """One diffusion step (and a jump / birth-death step when due)."""
+        t0 = time.perf_counter()
+        xb, yb = self._minibatch()
+        N = len(self.archs)
+        A = encode_arch(self.archs)
+        new, values = self.supernet.step(self.theta, A, xb, yb, lr=self._lr(), temperature=self.weight_temperature,
+                                         generator=self.gen)
+        self.epochs += N * self.batch_size / self.n_train
+        ok = torch.isfinite(values) & torch.isfinite(new).all(dim=1)
+        self.theta = torch.where(ok[:, None], new, self.theta)
+        v = values.detach().numpy().astype(float)
+        fin = np.isfinite(v)
+        self.loss_ema = np.where(np.isnan(self.loss_ema), v, 0.9 * self.loss_ema + 0.1 * v)
+        self._handle_nonfinite(np.flatnonzero(~ok.numpy() | ~fin), "loss, gradient or weights")
+        self.step_count += 1
+        if self.step_count % self.jump_every == 0:
+            self._jump(xb, yb)
+            if self.birth_death > 0 and len(self.archs) >= 2:
+                self._birth_death()
+        self.seconds += time.perf_counter() - t0
+
+    def _jump(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
+        N = len(self.archs)
+        T = self.temperature()
+        props, ratios = [], np.empty(N)
+        for i, a in enumerate(self.archs):
+            names, w = self.graph.neighbours(a)
+            j = int(self.rng.choice(len(names), p=w / w.sum()))
+            props.append(names[j])
+            ratios[i] = w.sum() / w[j]                     # 1 / q(g'|g) with q = w / deg
+        both = encode_arch(self.archs + props)
+        f = self.supernet.losses(torch.cat([self.theta, self.theta]), both, xb, yb).double().numpy()
+        self.epochs += FORWARD_COST * 2 * N * self.batch_size / self.n_train
+        f_from, f_to = f[:N], f[N:]
+        bad_to = ~np.isfinite(f_to)
+        if bad_to.any():
+            self._event("nonfinite_proposal", particles=np.flatnonzero(bad_to).tolist(),
+                        archs=[props[i] for i in np.flatnonzero(bad_to)])
+            log.warning("flow: %d proposed architecture(s) gave a non-finite loss; rejected", int(bad_to.sum()))
+        with np.errstate(over="ignore", invalid="ignore"):
+            gap = np.clip(f_from - f_to, -1000 * T, 1000 * T)   # glauber rates overflow beyond ~700 T
+            k = np.asarray(self.law.rate(gap, np.zeros(N), 1.0, T), dtype=float)
+            p = -np.expm1(-self.jump_dt * k * ratios)
+        p = np.where(np.isfinite(f_from) & ~bad_to & np.isfinite(p), p, 0.0)
+        u = self.rng.random(N)
+        acc = np.flatnonzero(u < p)
+        for i in acc:
+            self.archs[int(i)] = props[int(i)]
+        self.n_proposed += N
+        self.n_accepted += int(acc.size)
+
+    def _birth_death(self) -> None:
+        N = len(self.archs)
+        f = self.loss_ema
+        if not np.all(np.isfinite(f)):
+            return
+        # every particle is its own node; log(rho/pi_T) ~ f/T (flat density estimate, see module doc)
+        space = SemiDiscreteSpace(np.zeros((N, N)), dim=0)
+        st = ParticleState.from_labels(np.arange(N), rng=self.rng)
+        birth_death_step(st, space, table_potential(f), self.temperature(), self.birth_death * self.jump_every,
+                         density="kde")
+        src = st.g.copy()
+        if np.any(src != np.arange(N)):
+            self.theta = self.theta[torch.as_tensor(src)].clone()
+            self.archs = [self.archs[int(j)] for j in src]
+            self.loss_ema = self.loss_ema[src]
+
+    # ------------------------------------------------------------------ validation scoring
+    def evaluate(self) -> list[float]:
+        """Validation accuracy (%) of every particle with its own weights; records the history."""
+        t0 = time.perf_counter()
+        A = encode_arch(self.archs)
+        _, acc = self.supernet.evaluate(self.theta, A, self.data.x_val, self.data.y_val)
+        self.epochs += FORWARD_COST * len(self.archs) * self.data.x_val.shape[0] / self.n_train
+        accs = acc.double().numpy().tolist()
+        per_arch: dict[str, list[float]] = {}
+        for a, v in zip(self.archs, accs):
+            per_arch.setdefault(a, []).append(v)
+        for a, vs in per_arch.items():
+            m = float(np.mean(vs))
+            if math.isfinite(m) and m > self.val_seen.get(a, -math.inf):
+                self.val_seen[a] = m
+        self.history.append({"step": self.step_count, "epochs": self.epochs, "T": self.temperature(),
+                             "particles": [[a, v] for a, v in zip(self.archs, accs)]})
+        self.seconds += time.perf_counter() - t0
+        return accs
+
+    # ------------------------------------------------------------------ driver
+    def steps_for_epochs(self, epochs: float) -> int:
+        """Number of steps whose accounted cost (training, jumps, validation) fits in ``epochs``."""
+        N = self.n_particles
+        per_step = N * self.batch_size / self.n_train * (1 + 2 * FORWARD_COST / self.jump_every)
+        per_step += FORWARD_COST * N * self.data.x_val.shape[0] / self.n_train / self.eval_every
+        return int(epochs // per_step)
+
+    def run(self, steps: int | None = None, *, epochs: float | None = None, benchmark: Any = None,
+            n_final: int = 2, callback: Callable[["TrainableFlow"], None] | None = None) -> TrainableFlowResult:
+        """Run the flow for ``steps`` (or the steps whose cost fits in ``epochs``), then retrain the
+        ``n_final`` best architectures by weight-shared validation accuracy with ``benchmark``
+        (``benchmark.query(arch)`` must train from scratch and return an Evaluation; None skips
+        retraining). Raises ValueError when the budget does not allow one step."""
+        if (steps is None) == (epochs is None):
+            raise ValueError("give exactly one of steps= or epochs=")
+        if steps is None:
+            steps = self.steps_for_epochs(float(epochs))
+        if steps < 1:
+            raise ValueError(f"the budget allows {steps} steps; the flow needs at least one "
+                             f"(raise epochs= or lower n_particles={self.n_particles})")
+        if n_final < 0:
+            raise ValueError(f"n_final must be >= 0, got {n_final}")
+        before = torch.get_num_threads()
+        if self.num_threads is not None:
+            torch.set_num_threads(int(self.num_threads))
+        try:
+            self.total_steps = self.step_count + int(steps)
+            self._T = temperature_schedule(self._temperature, self.total_steps)
+            while self.step_count < self.total_steps:
+                self.step()
+                if self.step_count % self.eval_every == 0 or self.step_count == self.total_steps:
+                    self.evaluate()
+                    if callback is not None:
+                        callback(self)
+            supernet_epochs, seconds = self.epochs, self.seconds
+            return self._finalise(benchmark, n_final, supernet_epochs, seconds)
+        finally:
+            torch.set_num_threads(before)
+
+    def ranking(self) -> list[tuple[str, float]]:
+        """Architectures by best weight-shared validation accuracy seen (descending, ties by name)."""
+        return sorted(self.val_seen.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    def _finalise(self, benchmark: Any, n_final: int, supernet_epochs: float, seconds: float) -> TrainableFlowResult:
+        ranked = self.ranking()[:n_final] if benchmark is not None else []
+        cands, retrain_epochs = [], 0.0
+        t0 = time.perf_counter()
+        for a, shared in ranked:
+            ev = benchmark.query(a)
+            retrain_epochs += float(ev.cost)
+            cands.append((a, shared, float(ev.value), ev.test))
+        seconds += time.perf_counter() - t0
+        best = max(cands, key=lambda c: c[2]) if cands else None
+        return TrainableFlowResult(
+            best_arch=best[0] if best else (self.ranking()[0][0] if self.val_seen else None),
+            val_acc=best[2] if best else None, test_acc=best[3] if best else None, candidates=cands,
+            epochs=supernet_epochs + retrain_epochs, supernet_epochs=supernet_epochs,
+            retrain_epochs=retrain_epochs, seconds=seconds, history=list(self.history), events=list(self.events))
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that evolves (weights, architectures, counters, both random streams)."""
+        return {"theta": self.theta.clone(), "archs": list(self.archs), "step_count": self.step_count,
+                "total_steps": self.total_steps, "epochs": self.epochs, "seconds": self.seconds,
+                "loss_ema": self.loss_ema.copy(), "val_seen": dict(self.val_seen),
+                "history": [dict(h) for h in self.history], "events": [dict(e) for e in self.events],
+                "n_accepted": self.n_accepted, "n_proposed": self.n_proposed,
+                "rng": self.rng.bit_generator.state, "gen": self.gen.get_state().clone(),
+                "order": self._order.clone(), "pos": self._pos}
+
+    def load_state_dict(self, s: dict[str, Any]) -> None:
+        self.theta = s["theta"].clone()
+        self.archs = list(s["archs"])
+        self.step_count, self.total_steps = int(s["step_count"]), int(s["total_steps"])
+        self.epochs, self.seconds = float(s["epochs"]), float(s["seconds"])
+        self.loss_ema = np.array(s["loss_ema"], dtype=float)
+        self.val_seen = dict(s["val_seen"])
+        self.history = [dict(h) for h in s["history"]]
+        self.events = [dict(e) for e in s["events"]]
+        self.n_accepted, self.n_proposed = int(s["n_accepted"]), int(s["n_proposed"])
+        self.rng.bit_generator.state = s["rng"]
+        self.gen.set_state(s["gen"].clone())
+        self._order, self._pos = s["order"].clone(), int(s["pos"])
