@@ -36,7 +36,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg import cho_factor, cho_solve, eigh
 from scipy.optimize import minimize
 
 from .kernels import Kernel, get_kernel
@@ -150,7 +150,7 @@ class DistanceGP:
         key = float(theta[1])
         if cache.get("key") != key:
             R = self.kernel(D, ell)
-            lam, V = np.linalg.eigh(R)
+            lam, V = eigh(R, driver="evd", check_finite=False)
             cache.update(key=key, R=R, lam=lam, V=V, zt=V.T @ z)
         R, lam, V, zt = cache["R"], cache["lam"], cache["V"], cache["zt"]
         try:

@@ -448,6 +448,7 @@ def _multistart(M, C1, C2, p, q, opt: IFGWOptions, Mst: np.ndarray | None = None
     Mt = np.swapaxes(M, 1, 2)
     square_uniform = M.shape[1] == M.shape[2] and _uniform(p) and _uniform(q)
     degenerate: dict[str, np.ndarray] = {}
+    started: list[tuple[bool, np.ndarray]] = []
     # untransposed runs first, so that their twins know which pairs need them
     for kind in sorted(kinds, key=lambda k: k.endswith("_t")):
         transposed = kind.endswith("_t")
@@ -463,17 +464,27 @@ def _multistart(M, C1, C2, p, q, opt: IFGWOptions, Mst: np.ndarray | None = None
                                 opt.max_iter, opt.tol_rel, opt.tol_abs)
             G = np.swapaxes(G, 1, 2)
         else:
-            idx = np.arange(M.shape[0])
             twin = base + "_t" in kinds
             # runs with a twin reproduce POT's path (network simplex); the others may use the
             # faster assignment solver where it is exact (square problems, uniform masses)
             asg = (not twin) and opt.lp == "auto" and square_uniform
             G0 = _start_plans(Mst if base == "struct" else M, p, q, base, asg)
-            res = fgw_cg_batch(M, C1, C2, p, q, opt.alpha, G0, opt.max_iter, opt.tol_rel, opt.tol_abs,
-                               track=twin, assignment=asg)
+            # a run from a start already used with the same solver retraces that run: skip it
+            fresh = np.ones(M.shape[0], dtype=bool)
+            for used_asg, used in started:
+                if used_asg == asg:
+                    fresh &= ~(used == G0).all((1, 2))
+            started.append((asg, G0))
+            idx = np.flatnonzero(fresh)
+            if idx.size == 0:
+                continue
+            res = fgw_cg_batch(M[idx], C1[idx], C2[idx], p[idx], q[idx], opt.alpha, G0[idx], opt.max_iter,
+                               opt.tol_rel, opt.tol_abs, track=twin, assignment=asg)
             v, G = res[0], res[1]
             if twin:
-                degenerate[base] = res[2]
+                dg = np.ones(M.shape[0], dtype=bool)
+                dg[idx] = res[2]
+                degenerate[base] = dg
         better = v < best_v[idx]
         best_v[idx[better]] = v[better]
         best_G[idx[better]] = G[better]

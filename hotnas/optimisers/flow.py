@@ -163,7 +163,8 @@ class FlowOptimiser(Optimiser):
                  kernel: str = "laplace", lengthscale: float = 0.1, neighbours: str = "mutations",
                  k: int | None = None, potential_scale: float = 1.0, surrogate: str | None = None,
                  gp_options: dict | None = None, refit_every: int = 10, stall_rounds: int = 50,
-                 restart_fraction: float = 0.5, patience: int | None = None, nonfinite: str = "reset",
+                 restart_fraction: float = 0.5, patience: int | None = None, jump_method: str = "exact",
+                 nonfinite: str = "reset",
                  record_mass: bool = True,
                  name: str | None = None):
         super().__init__(space, seed)
@@ -189,8 +190,6 @@ class FlowOptimiser(Optimiser):
             size = len(space)
         except TypeError:
             size = None
-        if size is not None and n_particles > size:
-            raise ValueError(f"n_particles={n_particles} exceeds the {size} architectures of the space")
         if not isinstance(budget, (int, np.integer)) or isinstance(budget, bool):
             raise ValueError(f"budget must be an integer, got {budget!r}")
         if budget < n_particles + 1:
@@ -200,6 +199,9 @@ class FlowOptimiser(Optimiser):
         for nm, v in (("dt", dt), ("c", c), ("c_p", c_p), ("potential_scale", potential_scale)):
             if not math.isfinite(v) or v <= 0:
                 raise ValueError(f"{nm} must be a finite number > 0, got {v!r}")
+        if jump_method not in ("exact", "single"):
+            raise ValueError(f"jump_method must be 'exact' or 'single', got {jump_method!r}")
+        self.jump_method = jump_method
         if not 0 < restart_fraction <= 1:
             raise ValueError(f"restart_fraction must lie in (0, 1], got {restart_fraction!r}")
         if patience is not None and (not isinstance(patience, (int, np.integer)) or patience < 1):
@@ -288,6 +290,14 @@ class FlowOptimiser(Optimiser):
                 return left[int(self.rng.integers(len(left)))]
         return None
 
+    def _random_any(self, taken: set[str]) -> str:
+        """A random architecture not in ``taken`` if one is found quickly (particles may share a node)."""
+        for _ in range(1000):
+            a = self.space.sample(self.rng)
+            if a not in taken and a not in self.failed:
+                return a
+        return self.space.sample(self.rng)
+
     def _queue(self, archs: Sequence[str]) -> None:
         """Add new architectures to the pending list, in order, without duplicates, within budget."""
         room = self.budget - self.n_spent - len(self._pending)
@@ -354,9 +364,9 @@ class FlowOptimiser(Optimiser):
         if self._phase == "init":
             taken: set[str] = set()
             for _ in range(self.n_particles):
-                a = self._random_unknown(taken)
-                if a is None:
-                    break
+                # distinct unevaluated architectures; evaluated ones (told up front, a warm start)
+                # when the space has no unevaluated ones left
+                a = self._random_unknown(taken) or self._random_any(taken)
                 taken.add(a)
                 self.particles.append(a)
             self._queue(self.particles)
@@ -500,7 +510,7 @@ class FlowOptimiser(Optimiser):
         fvals = np.array([self.f(a) for a in nodes])
         st = self._state(index)
         if self.rule == "flow":
-            jump_step(st, space, table_potential(self._capped(fvals, T)), self.law, T, self.dt, method="exact",
+            jump_step(st, space, table_potential(self._capped(fvals, T)), self.law, T, self.dt, method=self.jump_method,
                       nonfinite="freeze")
         elif self.rule == "nasgd":
             with warnings.catch_warnings():
@@ -540,7 +550,7 @@ class FlowOptimiser(Optimiser):
         st = self._state(index)
         self._prev = list(self.particles)
         if self.rule == "flow":
-            jump_step(st, space, table_potential(self._capped(fvals, T)), self.law, T, self.dt, method="exact",
+            jump_step(st, space, table_potential(self._capped(fvals, T)), self.law, T, self.dt, method=self.jump_method,
                       nonfinite="freeze")
         elif self.rule == "nasgd":
             with warnings.catch_warnings():
@@ -590,6 +600,20 @@ class FlowOptimiser(Optimiser):
             gp.fit(D, y, hyperparameters=self._gp_hyper)
         mu, _ = gp.predict(self._distance_matrix(archs, X))
         return np.asarray(mu, dtype=float)
+
+    def advance(self, rounds: int) -> int:
+        """Run up to ``rounds`` rounds that need no new evaluation (the dynamics on the evaluated part
+        of G, e.g. after a warm start that told every architecture); stops at the first round that
+        proposes an unevaluated architecture (it is then pending for :meth:`ask`). Returns the number
+        of rounds completed."""
+        done = 0
+        while done < rounds and not self._pending and not self._asked:
+            start = self.round
+            self._advance()
+            if self.round == start:
+                break
+            done += 1
+        return done
 
     # ------------------------------------------------------------------ diagnostics
     def mass(self) -> dict[str, float]:

@@ -202,6 +202,9 @@ class DartsSpace(SearchSpace):
         return _cell_cached(g[0], self.sum_nodes), _cell_cached(g[1], self.sum_nodes)
 
     def to_network(self, arch: str) -> Network:
+        return _network_cached(arch, self.n_cells, self.sum_nodes)
+
+    def _build_network(self, arch: str) -> Network:
         normal, reduction = self.cells(arch)
         return Network.from_cells(
             [reduction if t == "reduction" else normal for t in self.cell_types],
@@ -211,10 +214,22 @@ class DartsSpace(SearchSpace):
 
     def encoding(self, arch: str) -> np.ndarray:
         """Categorical encoding (32 symbols: input and op of every pair of both cells)."""
-        g = _canonical_genotype(parse_genotype(arch))
-        return np.array([x for cell in g for pair in cell for x in pair], dtype=np.int64)
+        return _encoding_cached(arch)
 
 
 @lru_cache(maxsize=65536)
 def _canonical_str(arch: str) -> str:
     return format_genotype(_canonical_genotype(parse_genotype(arch)))
+
+
+@lru_cache(maxsize=65536)
+def _network_cached(arch: str, n_cells: int, sum_nodes: bool) -> Network:
+    return DartsSpace(n_cells, sum_nodes)._build_network(arch)
+
+
+@lru_cache(maxsize=65536)
+def _encoding_cached(arch: str) -> np.ndarray:
+    g = _canonical_genotype(parse_genotype(arch))
+    out = np.array([x for cell in g for pair in cell for x in pair], dtype=np.int64)
+    out.setflags(write=False)
+    return out

@@ -166,13 +166,8 @@ class NB101Space(SearchSpace):
 
     def encoding(self, arch: str) -> np.ndarray:
         """Canonical graph padded to 7 nodes: 21 upper-triangular bits + 7 op ids (-1 = padding)."""
-        A, ops = parse_spec(self.canonical(arch))
-        n = A.shape[0]
-        P = np.zeros((MAX_NODES, MAX_NODES), dtype=np.int64)
-        P[:n, :n] = A
-        o = np.full(MAX_NODES, -1, dtype=np.int64)
-        o[:n] = ops
-        return np.concatenate([P[np.triu_indices(MAX_NODES, 1)], o])
+        return _encoding_cached(self.canonical(arch))
+
 
 
 def _as_pair(arch) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -186,3 +181,16 @@ def _as_pair(arch) -> tuple[np.ndarray, tuple[int, ...]]:
 @lru_cache(maxsize=65536)
 def _network_of(cell: Cell) -> Network:
     return Network.from_cells([cell] * 9, cell_types=["normal"] * 9, stages=[k // 3 for k in range(9)])
+
+
+@lru_cache(maxsize=65536)
+def _encoding_cached(canon: str) -> np.ndarray:
+    A, ops = parse_spec(canon)
+    n = A.shape[0]
+    P = np.zeros((MAX_NODES, MAX_NODES), dtype=np.int64)
+    P[:n, :n] = A
+    o = np.full(MAX_NODES, -1, dtype=np.int64)
+    o[:n] = ops
+    out = np.concatenate([P[np.triu_indices(MAX_NODES, 1)], o])
+    out.setflags(write=False)
+    return out
