@@ -50,12 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default=str(ROOT / "configs" / "digits.toml"))
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--no-ray", action="store_true", help="skip the Ray measurement")
-    p.add_argument("--smoke", action="store_true", help="budget 2, seeds 0-1: checks that it runs, times mean nothing")
+    p.add_argument("--smoke", action="store_true", help="budget 8, seed 0: checks that it runs; its times mean nothing")
     p.add_argument("--json", help="also write the measurements to this file")
     p.add_argument("--keep", help="keep the three run directories under this folder")
     args = p.parse_args(argv)
 
-    overrides = {"search.budget": 2, "search.seeds": [0, 1]} if args.smoke else {}
+    overrides = {"search.budget": 8, "search.seeds": [0]} if args.smoke else {}
     config = load_config(args.config, overrides=overrides)
     n_trials = len(config.methods) * len(config.search.seeds)
     print(f"bench_parallel: {config.name}: {n_trials} trials ({len(config.methods)} methods x "
@@ -69,9 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         return dataclasses.replace(config, execution=dataclasses.replace(ex, executor=kind, workers=workers,
                                                                          parallel="trials"))
 
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        print(f"  note: load average {load:.1f} before starting: other processes share these cores, so the "
+              f"speed-ups below understate what {args.workers} workers give on an idle machine")
     limit_threads(1)                     # the serial baseline: one thread in this process
     out: dict = {"config": config.name, "trials": n_trials, "budget": config.search.budget,
-                 "workers": args.workers, "cores": os.cpu_count()}
+                 "workers": args.workers, "cores": os.cpu_count(), "load_average_before": load}
     out["serial_s"] = _timed(with_exec("serial", 1), base / "serial")
     print(f"  serial, 1 thread:            {out['serial_s']:8.1f} s")
     out["process_s"] = _timed(with_exec("process", args.workers), base / "process")
@@ -99,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{out['ray_speedup_with_start']:.2f}x; overhead vs processes {out['ray_overhead_vs_process_s']:+.1f} s)")
         same = same and _results(base / "serial") == _results(base / "ray")
     out["identical_results"] = same
+    out["load_average_after"] = os.getloadavg()[0]
     print(f"  identical results across executors: {same}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))

@@ -7,7 +7,7 @@ on NAS-Bench-201 CIFAR-10, validation-driven, equal query budgets.
 For each method: mean ± std over seeds of the validation regret (best ``val_acc`` in the table minus
 the best found) and of the ``test_acc`` of the architecture with the best ``val_acc`` so far, at
 25/50/100/150/200 queries; a markdown table, a JSON of every run and a plot with error bands in
-``--out`` (default ``runs/bo_nb201``). Seeds run in parallel in a process pool; each worker keeps one
+``--out`` (default ``results/bo_nb201``). Seeds run in parallel in a process pool; each worker keeps one
 distance engine for all the seeds it runs, so distances are cached across iterations and seeds.
 Optimiser seed ``i`` is the same stream for every method (``SeedSequence(seed).spawn``).
 """
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--workers", type=int, default=2, help="processes (0: one per core)")
     ap.add_argument("--seed", type=int, default=0, help="root seed of the per-trial streams")
     ap.add_argument("--data", default=None, help="NB201 CSV (default: $SDOT_NAS_DATA or ../shared/data)")
-    ap.add_argument("--out", default="runs/bo_nb201")
+    ap.add_argument("--out", default="results/bo_nb201")
     ap.add_argument("--hotnas", default="{}",
                     help="JSON overrides of the HOTNAS options, e.g. '{\"acquisition\": \"ei\"}'")
     ap.add_argument("--removal", default="oldest", choices=("oldest", "worst"), help="evolution's removal rule")

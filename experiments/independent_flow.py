@@ -4,6 +4,7 @@ carry-over vs carry-over + OT representation transfer — under the same compute
     python -m experiments.independent_flow                  # 3 modes x 3 seeds (a few minutes on one core)
     python -m experiments.independent_flow --seeds 5
     python -m experiments.independent_flow --smoke          # 3 modes x 2 seeds, tiny: checks the pipeline
+    python -m experiments.independent_flow --steps 147      # same steps instead of same compute
 
 Protocol, per seed: :class:`hotnas.flow_independent.IndependentFlow` with N particles, each owning
 a stand-alone digits network of its own NB201 cell, runs under a budget of ``--epochs`` accounted
@@ -44,7 +45,8 @@ def run_one(mode: str, seed: int, args: argparse.Namespace, data) -> dict[str, A
                            transfer_steps=args.transfer_steps, probe_size=args.probe, eval_every=args.eval_every,
                            track_jump_val=True, seed=seed, num_threads=args.threads)
     bench = DigitsBenchmark(epochs=args.retrain_epochs, seed=seed, num_threads=args.threads)
-    res = flow.run(epochs=args.epochs, benchmark=bench, n_final=args.n_final)
+    budget = dict(steps=args.steps) if args.steps else dict(epochs=args.epochs)
+    res = flow.run(**budget, benchmark=bench, n_final=args.n_final)
     acc = res.accepted_jumps()
     after = [j["val_loss_after"] for j in acc]
     delta = [j["val_loss_after"] - j["val_loss_before"] for j in acc]
@@ -154,6 +156,9 @@ def _main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--smoke", action="store_true", help="2 seeds, 2 particles, a tiny budget: checks the pipeline")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=float, default=40.0, help="accounted training epochs of the flow phase")
+    ap.add_argument("--steps", type=int, default=0,
+                    help="if > 0: the same number of flow steps for every mode instead of the same --epochs "
+                         "(the transfer mode then spends more compute)")
     ap.add_argument("--particles", type=int, default=4)
     ap.add_argument("--law", default="glauber")
     ap.add_argument("--temperature", type=float, nargs="+", default=[0.3, 0.03], help="T or T0 T1")
@@ -171,8 +176,8 @@ def _main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.smoke:
         args.seeds, args.epochs, args.particles, args.jump_every = min(args.seeds, 2), 2.0, 2, 2
         args.transfer_steps, args.probe, args.eval_every, args.n_final, args.retrain_epochs = 2, 32, 4, 1, 1
-    if args.seeds < 1 or args.epochs <= 0 or len(args.temperature) not in (1, 2):
-        raise SystemExit("--seeds must be >= 1, --epochs > 0, --temperature T or T0 T1")
+    if args.seeds < 1 or args.epochs <= 0 or args.steps < 0 or len(args.temperature) not in (1, 2):
+        raise SystemExit("--seeds must be >= 1, --epochs > 0, --steps >= 0, --temperature T or T0 T1")
 
     from hotnas.datasets import load_digits_splits
 

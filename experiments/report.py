@@ -167,7 +167,7 @@ def write_report(run: RunDir | str | Path, config: Config | None = None, summary
         f"- benchmark: `{config.benchmark.name}` {json.dumps(config.benchmark.options) if config.benchmark.options else ''}",
         f"- budget: {config.search.budget} queries per trial (batches of {config.search.batch_size}); "
         f"seeds: {config.search.seeds}",
-        f"- methods: " + ", ".join(f"`{m.label}` ({m.optimiser}{', ' + json.dumps(m.options) if m.options else ''})"
+        "- methods: " + ", ".join(f"`{m.label}` ({m.optimiser}{', ' + json.dumps(m.options) if m.options else ''})"
                                     for m in config.methods),
         f"- config fingerprint: `{config.fingerprint()[:16]}`; resolved config: [config.toml](config.toml)",
     ]

@@ -221,6 +221,8 @@ class DistanceGP:
             missing = {"signal_variance", "lengthscale", "noise_variance"} - set(hyperparameters)
             if missing:
                 raise ValueError(f"hyperparameters miss {sorted(missing)}")
+            if not all(np.isfinite(v) and v > 0 for v in hyperparameters.values()):
+                raise ValueError(f"hyperparameters must be positive and finite, got {hyperparameters}")
             theta = np.log([hyperparameters["signal_variance"], hyperparameters["lengthscale"],
                             hyperparameters["noise_variance"]]).astype(float)
         else:
@@ -254,7 +256,6 @@ class DistanceGP:
         elif self.min_eigenvalue_ < -self.psd_tol:  # clip
             R_psd = (V * f) @ V.T
         C = s * 0.5 * (R_psd + R_psd.T) + nv * np.eye(len(z))
-        self._D = D
         self._z = z
         self._chol = cho_factor(C, lower=True)
         self._alpha = cho_solve(self._chol, z)

@@ -87,6 +87,28 @@ def test_glauber_acceptance_probability_closed_form():
         assert j["p"] == pytest.approx(1 - math.exp(-dt * k * 24), rel=1e-10)
 
 
+class _TwoNeighbourGraph:
+    """Stub graph: every cell has two neighbours (mutations of edge 0) with weights 1 and 3."""
+
+    def __init__(self, space):
+        self.space = space
+
+    def neighbours(self, arch):
+        return self.space.mutations(arch)[:2], np.array([1.0, 3.0])
+
+
+def test_graph_weights_enter_rate_and_proposal():
+    """k(g -> g') = w T exp(gap / 2T) and q = w / deg, so k / q = deg T exp(gap / 2T), deg = 4."""
+    T, dt = 0.3, 0.02
+    flow = IndependentFlow(jump_init="carry", temperature=T, jump_dt=dt, seed=3, **SMALL)
+    flow.graph = _TwoNeighbourGraph(flow.space)
+    flow.run(steps=8)
+    for j in flow.jumps:
+        assert j["to"] in flow.space.mutations(j["from"])[:2]
+        assert j["p"] == pytest.approx(-math.expm1(-dt * 4 * T * math.exp((j["f_from"] - j["f_to"]) / (2 * T))),
+                                       rel=1e-10)
+
+
 def _trace(seed):
     flow = IndependentFlow(jump_init="transfer", seed=seed, law="metropolis", temperature=0.5, **SMALL)
     res = flow.run(steps=6)

@@ -83,11 +83,11 @@ def test_hotnas_other_acquisitions_and_batches(acq):
 
 
 def test_budget_smaller_than_the_initial_design():
-    opt = make("hotnas", n_init=10)
-    with pytest.raises(ValueError, match="budget 5 is smaller than the initial design n_init=10"):
-        run_search(opt, SyntheticNB201(), budget=5)
-    with pytest.raises(ValueError, match="smaller than the initial design"):
+    with pytest.raises(ValueError, match="budget 9 is smaller than the initial design n_init=10"):
         make("hotnas", n_init=10, budget=9)
+    with pytest.raises(ValueError, match="budget 5 is smaller than the initial design n_init=10"):
+        make("hotnas", n_init=10).check_budget(5)
+    make("hotnas", n_init=10, budget=10)  # exactly the initial design is fine
 
 
 def test_evolution_removal_rules():

@@ -55,7 +55,7 @@ uniformly chosen healthy particle, N fixed — the sdot particle policy) or ``"k
 an empty population is re-seeded at random architectures); ``"raise"`` raises ValueError.
 
 **Refused up front:** ``n_particles < 1`` (``< 2`` with birth-death), a budget smaller than the
-initial population plus one proposal, a population larger than a finite space, unknown rules /
+initial population plus one proposal, unknown rules /
 laws / policies, non-positive dt or temperatures.
 
 Defaults (N = 10, glauber, T 1.0 -> 0.03 accuracy points, birth-death rate 1, HOTNN weights with
