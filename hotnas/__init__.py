@@ -1,0 +1,46 @@
+"""hotnas: architectures, distances and search for gradient-flow and Bayesian NAS.
+
+Front doors (imported lazily, so ``import hotnas`` stays light — torch loads only with training):
+
+    hotnas.distance(a, b, method="hotnn")       # HOTNN-style hierarchical OT (reconstructed), ifgw, otmann, tw, hamming
+    hotnas.get_space("nb201")                   # search spaces: nb201, nb101, darts
+    hotnas.get_benchmark("nb201", path=...)     # tabular and trainable ("digits") objectives
+    hotnas.get_optimiser("flow", space, seed=0) # flow, hotnas (GP + knowledge gradient), evolution, random
+    hotnas.run_search(optimiser, benchmark, budget=200)
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "distance": ".distances:distance",
+    "PairwiseDistances": ".distances.engine:PairwiseDistances",
+    "Cell": ".cells:Cell",
+    "Network": ".cells:Network",
+    "get_space": ".spaces:get_space",
+    "get_benchmark": ".benchmarks:get_benchmark",
+    "get_optimiser": ".optimisers:get_optimiser",
+    "run_search": ".optimisers:run_search",
+    "SearchResult": ".optimisers:SearchResult",
+    "DistanceGP": ".gp:DistanceGP",
+    "ArchitectureGraph": ".graph:ArchitectureGraph",
+    "IndependentFlow": ".flow_independent:IndependentFlow",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        mod, attr = _LAZY[name].split(":")
+    except KeyError:
+        raise AttributeError(f"module 'hotnas' has no attribute {name!r}") from None
+    value = getattr(import_module(mod, __name__), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)
