@@ -65,6 +65,12 @@ class Optimiser(ABC):
             self.y.append(float(ev.value))
             self._seen.add(ev.arch)
 
+    def check_budget(self, budget: int) -> None:
+        """Refuse a budget this optimiser cannot work with (e.g. smaller than its initial design).
+
+        The default accepts any positive budget; subclasses raise ValueError naming both numbers.
+        """
+
     def recommend(self) -> str | None:
         """Current recommendation: the best validation value seen (subclasses may override)."""
         if not self.y:
@@ -133,6 +139,7 @@ def run_search(optimiser: Optimiser, benchmark: Benchmark, budget: int, batch_si
     """Drive ``optimiser`` on ``benchmark`` for ``budget`` queries (asks of ``batch_size``)."""
     if not isinstance(budget, (int, np.integer)) or budget < 1:
         raise ValueError(f"budget must be a positive integer, got {budget!r}")
+    optimiser.check_budget(int(budget))
     res = SearchResult(method=optimiser.name, seed=seed, optimum=benchmark.optimum)
     t0 = time.perf_counter()
     while len(res.values) < budget:

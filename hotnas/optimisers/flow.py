@@ -280,7 +280,11 @@ class FlowOptimiser(Optimiser):
             self._pending) >= self._space_size
 
     def _random_unknown(self, taken: set[str]) -> str | None:
-        for _ in range(10_000):
+        """A uniformly random architecture neither evaluated nor in ``taken`` (None when none is left)."""
+        if self._space_size is not None and len(self.values) + len(self.failed) + len(taken) >= self._space_size:
+            if all(self._known(a) or a in taken for a in self.space.enumerate()):
+                return None
+        for _ in range(256):
             a = self.space.sample(self.rng)
             if not self._known(a) and a not in taken:
                 return a
@@ -289,14 +293,6 @@ class FlowOptimiser(Optimiser):
             if left:
                 return left[int(self.rng.integers(len(left)))]
         return None
-
-    def _random_any(self, taken: set[str]) -> str:
-        """A random architecture not in ``taken`` if one is found quickly (particles may share a node)."""
-        for _ in range(1000):
-            a = self.space.sample(self.rng)
-            if a not in taken and a not in self.failed:
-                return a
-        return self.space.sample(self.rng)
 
     def _queue(self, archs: Sequence[str]) -> None:
         """Add new architectures to the pending list, in order, without duplicates, within budget."""
@@ -363,10 +359,19 @@ class FlowOptimiser(Optimiser):
         """Start the next round (the previous one is finished); may queue proposals."""
         if self._phase == "init":
             taken: set[str] = set()
+            room = self.budget - self.n_spent - len(self._pending)
+            evaluated = list(self.values)
             for _ in range(self.n_particles):
-                # distinct unevaluated architectures; evaluated ones (told up front, a warm start)
-                # when the space has no unevaluated ones left
-                a = self._random_unknown(taken) or self._random_any(taken)
+                # distinct unevaluated architectures while the budget pays for them; else evaluated
+                # ones (a warm start that told values up front, a re-seed late in the run), shared
+                # when N exceeds what is available
+                a = self._random_unknown(taken) if room > 0 else None
+                if a is not None:
+                    room -= 1
+                elif evaluated:
+                    a = evaluated[int(self.rng.integers(len(evaluated)))]
+                else:
+                    break
                 taken.add(a)
                 self.particles.append(a)
             self._queue(self.particles)
