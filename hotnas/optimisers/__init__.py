@@ -7,6 +7,6 @@ from __future__ import annotations
 
 from .base import OPTIMISERS, Optimiser, SearchResult, get_optimiser, register_optimiser, run_search
 
-from . import random, evolution, bo  # noqa: E402,F401  (register "random", "evolution", "hotnas")
+from . import random, evolution, bo, flow  # noqa: E402,F401  (register "random", "evolution", "hotnas", "flow")
 
 __all__ = ["Optimiser", "SearchResult", "run_search", "OPTIMISERS", "register_optimiser", "get_optimiser"]

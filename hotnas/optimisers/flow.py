@@ -83,7 +83,9 @@ from sdot.schedules import FromCallable, Geometric, Schedule, get_schedule
 from ..benchmarks.base import Evaluation
 from ..graph import ArchitectureGraph
 from ..spaces.base import SearchSpace
+from ..gp import DistanceGP
 from .base import Optimiser, register_optimiser
+from .bo import TRANSFORMS, DistanceCache
 
 __all__ = ["FlowOptimiser", "RULES", "NONFINITE_POLICIES", "temperature_schedule", "table_potential"]
 
@@ -92,6 +94,7 @@ log = logging.getLogger("hotnas.flow")
 RULES = ("flow", "nasgd", "nasagd")
 NONFINITE_POLICIES = ("reset", "kill", "raise")
 SURROGATES = (None, "gp")
+POTENTIALS = ("value", "copula")
 _GAP_CAP = 1000.0
 
 
@@ -161,7 +164,8 @@ class FlowOptimiser(Optimiser):
                  dt: float = 1.0, birth_death: float = 1.0, c: float = 1.0, c_p: float = 2.0,
                  graph: ArchitectureGraph | None = None, distance: str = "hotnn", engine: Any = None,
                  kernel: str = "laplace", lengthscale: float = 0.1, neighbours: str = "mutations",
-                 k: int | None = None, potential_scale: float = 1.0, surrogate: str | None = None,
+                 k: int | None = None, potential: str = "value", potential_scale: float = 1.0,
+                 surrogate: str | None = None,
                  gp_options: dict | None = None, refit_every: int = 10, stall_rounds: int = 50,
                  restart_fraction: float = 0.5, patience: int | None = None, jump_method: str = "exact",
                  nonfinite: str = "reset",
@@ -214,7 +218,13 @@ class FlowOptimiser(Optimiser):
         self.budget = int(budget)
         self.n_particles = int(n_particles)
         self.rule, self.dt, self.birth_death, self.c, self.c_p = rule, float(dt), float(birth_death), float(c), float(c_p)
+        if potential not in POTENTIALS:
+            raise ValueError(f"potential must be one of {POTENTIALS}, got {potential!r}")
+        self.potential = potential
         self.potential_scale = float(potential_scale)
+        self._scores_n = -1
+        self._scores: dict[str, float] = {}
+        self._dcache: DistanceCache | None = None
         self.surrogate = surrogate
         self.gp_options = dict(gp_options or {})
         self.refit_every = int(refit_every)
@@ -273,6 +283,12 @@ class FlowOptimiser(Optimiser):
         """The potential of an evaluated architecture (+inf when it failed)."""
         if a in self.failed:
             return math.inf
+        if self.potential == "copula":
+            if self._scores_n != len(self.values):
+                X = list(self.values)
+                z = TRANSFORMS["copula"](np.array([self.values[x] for x in X]))
+                self._scores, self._scores_n = dict(zip(X, z.tolist())), len(X)
+            return -self._scores[a] / self.potential_scale
         return -self.values[a] / self.potential_scale
 
     def _exhausted(self) -> bool:
@@ -578,47 +594,31 @@ class FlowOptimiser(Optimiser):
         ok = set(self._pending) | set(self.values)
         self.particles = [a if a in ok else p for a, p in zip(new, self._prev)]
 
-    def _distance_matrix(self, A: Sequence[str], B: Sequence[str] | None = None) -> np.ndarray:
-        eng = self.graph.engine
-        if hasattr(eng, "matrix"):
-            return eng.matrix(list(A), None if B is None else list(B))
-        B2 = list(A) if B is None else list(B)
-        aa = [a for a in A for _ in B2]
-        bb = [b for _ in A for b in B2]
-        return self.graph.distances(aa, bb).reshape(len(A), len(B2))
+    def _distances(self, rows: Sequence[str], cols: Sequence[str]) -> np.ndarray:
+        """Distance block through one growing cache (:class:`hotnas.optimisers.bo.DistanceCache`)."""
+        if self._dcache is None:
+            eng = self.graph.engine
+            self._dcache = DistanceCache(eng if hasattr(eng, "pairs") else _PairsAdapter(self.graph.distances))
+        return self._dcache.block(list(rows), list(cols))
 
     def _gp_mean(self, archs: Sequence[str]) -> np.ndarray:
-        from ..gp import DistanceGP
-
+        """GP posterior mean at ``archs``, in the units of the potential (values or normal scores)."""
         X = list(self.values)
         y = np.array([self.values[a] for a in X])
+        y = TRANSFORMS["copula" if self.potential == "copula" else None](y)
         if len(X) < 2:
             return np.full(len(archs), float(y.mean()) if len(y) else 0.0)
-        D = self._distance_matrix(X)
         opts = {"n_restarts": 2, **self.gp_options, "seed": self._gp_seed + self.round}
         gp = DistanceGP(**opts)
+        D = self._distances(X, X)
         if self._gp_hyper is None or len(X) - self._gp_fit_at >= self.refit_every:
             gp.fit(D, y, init=self._gp_hyper)
             self._gp_hyper = dict(gp.hyperparameters_)
             self._gp_fit_at = len(X)
         else:
             gp.fit(D, y, hyperparameters=self._gp_hyper)
-        mu, _ = gp.predict(self._distance_matrix(archs, X))
+        mu, _ = gp.predict(self._distances(archs, X))
         return np.asarray(mu, dtype=float)
-
-    def advance(self, rounds: int) -> int:
-        """Run up to ``rounds`` rounds that need no new evaluation (the dynamics on the evaluated part
-        of G, e.g. after a warm start that told every architecture); stops at the first round that
-        proposes an unevaluated architecture (it is then pending for :meth:`ask`). Returns the number
-        of rounds completed."""
-        done = 0
-        while done < rounds and not self._pending and not self._asked:
-            start = self.round
-            self._advance()
-            if self.round == start:
-                break
-            done += 1
-        return done
 
     # ------------------------------------------------------------------ diagnostics
     def mass(self) -> dict[str, float]:
@@ -662,6 +662,13 @@ class FlowOptimiser(Optimiser):
         self._gp_hyper = None if state["gp_hyper"] is None else dict(state["gp_hyper"])
         self._gp_fit_at, self._gp_seed = int(state["gp_fit_at"]), int(state["gp_seed"])
         self._seen = set(state["seen"])
+
+
+class _PairsAdapter:
+    """Gives a plain ``pairs(archs_a, archs_b)`` callable the engine interface."""
+
+    def __init__(self, fn: Callable[[Sequence[str], Sequence[str]], np.ndarray]):
+        self.pairs = fn
 
 
 def table_potential(fvals: np.ndarray) -> CallablePotential:
