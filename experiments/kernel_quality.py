@@ -4,7 +4,8 @@ For each space — NAS-Bench-201 CIFAR-10 (``val_acc``), the 725 DARTS architect
 and the 500 NAS-Bench-101 cells (``val_accuracy``) — a pool of architectures is drawn once and the
 full distance matrix of every method is computed with the pairwise engine.  For each of
 ``--splits`` random splits of the pool, a ``hotnas.gp.DistanceGP`` (Laplace kernel exp(-D / l),
-PSD clipping, ML-II) is trained on n = 50, 100, 200 architectures and scored on held-out
+ML-II; PSD policy ``--psd cap`` by default: ML-II only over length-scales where the Gram matrix is
+PSD, see hotnas.gp; runs before 2026-11-23 used ``clip``) is trained on n = 50, 100, 200 architectures and scored on held-out
 architectures of the pool: Spearman rank correlation of the posterior mean and the mean negative
 log predictive density (NLL).  Results: mean +- std over splits, as measured.
 
@@ -51,10 +52,10 @@ def _score_split(job) -> tuple[float, float]:
     """Fit a GP on one split; (Spearman of the posterior mean, held-out NLL)."""
     from hotnas.gp import DistanceGP
 
-    D, yP, n, nt, s, seed, n_restarts = job
+    D, yP, n, nt, s, seed, n_restarts, psd = job
     perm = np.random.default_rng(seed + 1000 * (s + 1)).permutation(len(yP))
     tr, te = perm[:n], perm[n : n + nt]
-    gp = DistanceGP(kernel="laplace", psd="clip", n_restarts=n_restarts, seed=s)
+    gp = DistanceGP(kernel="laplace", psd=psd, n_restarts=n_restarts, seed=s)
     gp.fit(D[np.ix_(tr, tr)], yP[tr])
     mu, _var = gp.predict(D[np.ix_(te, tr)])
     with warnings.catch_warnings():  # a constant posterior mean has no rank correlation: scored 0
@@ -64,12 +65,13 @@ def _score_split(job) -> tuple[float, float]:
 
 
 def run(spaces, methods, sizes, n_test, pool, splits, seed, n_jobs, data_dir: Path, log=print,
-        n_restarts: int = 1, on_space=None) -> dict:
+        n_restarts: int = 1, on_space=None, psd: str = "cap") -> dict:
     from hotnas.distances.engine import PairwiseDistances
     from hotnas.spaces import get_space
 
     results: dict = {"config": dict(spaces=list(spaces), methods=list(methods), sizes=list(sizes), n_test=n_test,
-                                    pool=pool, splits=splits, seed=seed, n_restarts=n_restarts),
+                                    pool=pool, splits=splits, seed=seed, n_restarts=n_restarts,
+                                    psd=psd),
                "distance_seconds": {}, "rows": []}
     for sname in spaces:
         space = get_space(sname)
@@ -96,7 +98,7 @@ def run(spaces, methods, sizes, n_test, pool, splits, seed, n_jobs, data_dir: Pa
             for m in methods:
                 for s in range(splits):
                     jobs.append((n, nt, m, s))
-        payload = [(mats[m], yP, n, nt, s, seed, n_restarts) for n, nt, m, s in jobs]
+        payload = [(mats[m], yP, n, nt, s, seed, n_restarts, psd) for n, nt, m, s in jobs]
         if n_jobs > 1:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
@@ -156,6 +158,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--n-restarts", type=int, default=1, help="random ML-II restarts of each GP fit (besides its default start)")
+    ap.add_argument("--psd", default="cap", choices=["cap", "clip", "jitter", "raise"],
+                    help="DistanceGP PSD policy; 'cap' keeps ML-II to PSD length-scales (was 'clip' before 2026-11-23)")
     ap.add_argument("--data", default=os.environ.get("SDOT_NAS_DATA", str(ROOT.parent / "shared" / "data")))
     ap.add_argument("--out", default=str(ROOT / "results" / "kernel_quality"))
     args = ap.parse_args(argv)
@@ -169,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
         (out / "table.md").write_text(table(partial) + "\n")
 
     res = run(args.spaces, args.methods, args.sizes, args.n_test, args.pool, args.splits, args.seed, args.n_jobs,
-              Path(args.data), n_restarts=args.n_restarts, on_space=save)
+              Path(args.data), n_restarts=args.n_restarts, on_space=save, psd=args.psd)
     res["seconds"] = time.perf_counter() - t0
     md = table(res)
     print(md)

@@ -64,6 +64,7 @@ from sdot.rates import get_rate_law
 from sdot.space import SemiDiscreteSpace
 
 from .datasets import DigitsData, load_digits_splits
+from .benchmarks.trainable import torch_threads
 from .graph import ArchitectureGraph
 from .optimisers.flow import table_potential, temperature_schedule
 from .spaces.nb201 import NB201Space
@@ -113,7 +114,10 @@ class TrainableFlow:
         data: :class:`~hotnas.datasets.DigitsData` (default ``load_digits_splits(0)``).
         config: supernet skeleton (:class:`~hotnas.supernet.NetConfig`), the same as the benchmark's.
         n_particles: N.
-        lr: SGD / Langevin step on x; ``lr_schedule``: ``"constant"`` or ``"cosine"`` (to 0 over the run).
+        lr: SGD / Langevin step on x (default 1.0: the convolutions feed batch normalisation without
+            affine parameters, so they are scale-invariant and plain SGD needs a large step — with
+            lr = 0.1 a particle is near chance after 60 steps, with lr = 1 at ~80 % validation);
+            ``lr_schedule``: ``"constant"`` or ``"cosine"`` (to 0 over the run).
         weight_decay: of the potential (keeps Langevin confining in unused coordinates).
         weight_temperature: T_x of the Langevin step (0 = SGD).
         law: rate law of the jumps; ``temperature``: architecture temperature T (constant, (T0, T1)
@@ -131,7 +135,7 @@ class TrainableFlow:
     """
 
     def __init__(self, space: NB201Space | None = None, *, data: DigitsData | None = None,
-                 config: NetConfig | None = None, n_particles: int = 8, lr: float = 0.1,
+                 config: NetConfig | None = None, n_particles: int = 8, lr: float = 1.0,
                  lr_schedule: str = "cosine", weight_decay: float = 1e-4, weight_temperature: float = 0.0,
                  law: str = "glauber", temperature: float | tuple[float, float] | Callable[[float], float] = (0.3, 0.03),
                  jump_dt: float = 1.0, jump_every: int = 5, birth_death: float = 0.0, batch_size: int = 64,
@@ -261,7 +265,11 @@ class TrainableFlow:
 
     # ------------------------------------------------------------------ one step
     def step(self) -> None:
-        """One diffusion step (and a jump / birth-death step when due)."""
+        """One diffusion step (and a jump / birth-death step when due), on ``num_threads`` threads."""
+        with torch_threads(self.num_threads):
+            self._step()
+
+    def _step(self) -> None:
         t0 = time.perf_counter()
         xb, yb = self._minibatch()
         N = len(self.archs)
@@ -333,7 +341,8 @@ class TrainableFlow:
         """Validation accuracy (%) of every particle with its own weights; records the history."""
         t0 = time.perf_counter()
         A = encode_arch(self.archs)
-        _, acc = self.supernet.evaluate(self.theta, A, self.data.x_val, self.data.y_val)
+        with torch_threads(self.num_threads):
+            _, acc = self.supernet.evaluate(self.theta, A, self.data.x_val, self.data.y_val)
         self.epochs += FORWARD_COST * len(self.archs) * self.data.x_val.shape[0] / self.n_train
         accs = acc.double().numpy().tolist()
         per_arch: dict[str, list[float]] = {}
@@ -349,12 +358,24 @@ class TrainableFlow:
         return accs
 
     # ------------------------------------------------------------------ driver
+    def cost_of_steps(self, steps: int) -> float:
+        """Accounted cost in epochs of ``steps`` steps from now (training, jumps, validation scoring)."""
+        N, n, B = self.n_particles, self.n_train, self.batch_size
+        s0, s1 = self.step_count, self.step_count + int(steps)
+        n_jumps = s1 // self.jump_every - s0 // self.jump_every
+        n_evals = s1 // self.eval_every - s0 // self.eval_every + (1 if steps > 0 and s1 % self.eval_every else 0)
+        return (steps * N * B / n + n_jumps * FORWARD_COST * 2 * N * B / n
+                + n_evals * FORWARD_COST * N * self.data.x_val.shape[0] / n)
+
     def steps_for_epochs(self, epochs: float) -> int:
-        """Number of steps whose accounted cost (training, jumps, validation) fits in ``epochs``."""
-        N = self.n_particles
-        per_step = N * self.batch_size / self.n_train * (1 + 2 * FORWARD_COST / self.jump_every)
-        per_step += FORWARD_COST * N * self.data.x_val.shape[0] / self.n_train / self.eval_every
-        return int(epochs // per_step)
+        """The largest number of steps whose accounted cost fits in ``epochs`` (with N particles)."""
+        lo, hi = 0, 1
+        while self.cost_of_steps(hi) <= epochs:
+            lo, hi = hi, 2 * hi
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if self.cost_of_steps(mid) <= epochs else (lo, mid)
+        return lo
 
     def run(self, steps: int | None = None, *, epochs: float | None = None, benchmark: Any = None,
             n_final: int = 2, callback: Callable[["TrainableFlow"], None] | None = None) -> TrainableFlowResult:
@@ -371,10 +392,7 @@ class TrainableFlow:
                              f"(raise epochs= or lower n_particles={self.n_particles})")
         if n_final < 0:
             raise ValueError(f"n_final must be >= 0, got {n_final}")
-        before = torch.get_num_threads()
-        if self.num_threads is not None:
-            torch.set_num_threads(int(self.num_threads))
-        try:
+        with torch_threads(self.num_threads):
             self.total_steps = self.step_count + int(steps)
             self._T = temperature_schedule(self._temperature, self.total_steps)
             while self.step_count < self.total_steps:
@@ -384,9 +402,7 @@ class TrainableFlow:
                     if callback is not None:
                         callback(self)
             supernet_epochs, seconds = self.epochs, self.seconds
-            return self._finalise(benchmark, n_final, supernet_epochs, seconds)
-        finally:
-            torch.set_num_threads(before)
+        return self._finalise(benchmark, n_final, supernet_epochs, seconds)
 
     def ranking(self) -> list[tuple[str, float]]:
         """Architectures by best weight-shared validation accuracy seen (descending, ties by name)."""

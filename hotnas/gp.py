@@ -11,7 +11,18 @@ with ``r`` a registered correlation of the distance (:mod:`hotnas.kernels`: ``la
     clip   : R <- V max(L, 0) V^T  (NASBOT's projection), always succeeds;
     jitter : R <- R + delta I, delta the first value of 0, 1e-10, 1e-9, ... , max_jitter with
              lam_min + delta >= 0; NotPSDError when even max_jitter is not enough;
-    raise  : NotPSDError when lam_min < -psd_tol (at the fitted hyperparameters).
+    raise  : NotPSDError when lam_min < -psd_tol (at the fitted hyperparameters);
+    cap    : ML-II searches only length-scales at which R is PSD: before optimising, the upper
+             length-scale bound is lowered to ``l_cap``, the largest l (log-grid over the bounds,
+             refined by bisection) such that R(l') is PSD for every grid l' <= l (R -> I as l -> 0, so
+             small l are PSD), times ``cap_margin`` (default 0.8: the joint Gram of training *and* test
+             points turns indefinite at a slightly smaller l than the training block alone; at the bare
+             cap, NB201 predictions still got negative variances). At ``cap_margin * l_cap`` and below it acts like ``clip`` (a no-op there up to
+             rounding). Use it for OT distances that are not negative definite (HOTNN, OTMANN): with
+             ``clip``, ML-II prefers length-scales where R is far from PSD (NB201 HOTNN, n = 200:
+             lam_min ~ -0.3), and the clipped training block no longer matches the unprojected
+             cross-covariances of ``predict`` -> negative posterior variances floored at 0 and a
+             distorted mean (measured in experiments/kernel_quality.py, 2026-11-23).
 
 ML-II: ``(log sf2, log l, log sn2)`` maximise the log marginal likelihood
 
@@ -43,7 +54,7 @@ from .kernels import Kernel, get_kernel
 
 __all__ = ["DistanceGP", "NotPSDError", "PSD_POLICIES"]
 
-PSD_POLICIES = ("clip", "jitter", "raise")
+PSD_POLICIES = ("clip", "jitter", "raise", "cap")
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
@@ -71,7 +82,7 @@ class DistanceGP:
 
     Args:
         kernel: registered kernel name (``"laplace"``, ``"rbf"``) or a :class:`~hotnas.kernels.Kernel`.
-        psd: ``"clip"`` | ``"jitter"`` | ``"raise"`` (module docstring).
+        psd: ``"clip"`` | ``"jitter"`` | ``"raise"`` | ``"cap"`` (module docstring).
         n_restarts: random starts of L-BFGS-B (a warm start, when given, comes on top).
         seed: seed or ``numpy.random.Generator`` for the random starts.
         lengthscale_bounds: absolute bounds on ``l``; default ``(0.01, 100) x`` the median positive
@@ -80,12 +91,14 @@ class DistanceGP:
         psd_tol: eigenvalues of ``R`` above ``-psd_tol`` count as non-negative.
         max_jitter: largest diagonal jitter of the ``jitter`` policy.
         maxiter: L-BFGS-B iterations per start.
+        cap_margin: under ``psd="cap"``, the upper length-scale bound is ``cap_margin * l_cap``.
 
     Attributes (after :meth:`fit`):
         hyperparameters_: ``{"signal_variance", "lengthscale", "noise_variance"}`` (variances standardised).
         log_marginal_likelihood_: of the standardised targets at the fitted hyperparameters.
         min_eigenvalue_: smallest eigenvalue of the training correlation matrix before the policy.
         jitter_: diagonal jitter the policy added to ``R`` (0 unless ``psd="jitter"``).
+        lengthscale_cap_: under ``psd="cap"`` with ML-II, the largest PSD length-scale found (else None).
     """
 
     def __init__(self, kernel: str | Kernel = "laplace", psd: str = "clip", n_restarts: int = 5,
@@ -93,9 +106,12 @@ class DistanceGP:
                  lengthscale_bounds: tuple[float, float] | None = None,
                  signal_variance_bounds: tuple[float, float] = (1e-2, 1e2),
                  noise_variance_bounds: tuple[float, float] = (1e-6, 1.0),
-                 psd_tol: float = 1e-8, max_jitter: float = 1e-1, maxiter: int = 200):
+                 psd_tol: float = 1e-8, max_jitter: float = 1e-1, maxiter: int = 200,
+                 cap_margin: float = 0.8):
         if psd not in PSD_POLICIES:
             raise ValueError(f"unknown PSD policy {psd!r}; expected one of {PSD_POLICIES}")
+        if not 0 < cap_margin <= 1:
+            raise ValueError(f"cap_margin must be in (0, 1], got {cap_margin}")
         if n_restarts < 0:
             raise ValueError(f"n_restarts must be >= 0, got {n_restarts}")
         for nm, b in (("signal_variance_bounds", signal_variance_bounds),
@@ -113,6 +129,7 @@ class DistanceGP:
         self.psd_tol = float(psd_tol)
         self.max_jitter = float(max_jitter)
         self.maxiter = int(maxiter)
+        self.cap_margin = float(cap_margin)
 
     # ------------------------------------------------------------------ PSD policy on eigenvalues
     def _policy(self, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, float]:
@@ -135,7 +152,7 @@ class DistanceGP:
                         f"max_jitter={self.max_jitter:g}; use psd='clip'")
             return lam + delta, None, delta
         f = np.maximum(lam, 0.0)
-        pos = lam > 0
+        pos = lam > 0  # clip, and cap beyond its PSD range
         dl = lam[:, None] - lam[None, :]
         with np.errstate(divide="ignore", invalid="ignore"):
             F = (f[:, None] - f[None, :]) / dl
@@ -210,6 +227,11 @@ class DistanceGP:
         pos = pos[pos > 0]
         scale = float(np.median(pos)) if pos.size else 1.0
         lb = self.lengthscale_bounds or (1e-2 * scale, 1e2 * scale)
+        self.lengthscale_cap_ = None
+        if self.psd == "cap" and hyperparameters is None:
+            self.lengthscale_cap_ = self._psd_lengthscale_cap(D, lb)
+            if self.lengthscale_cap_ < lb[1]:  # R indefinite somewhere in the bounds: keep a margin
+                lb = (lb[0], max(lb[0], self.cap_margin * self.lengthscale_cap_))
         bounds = np.log(np.array([self.signal_variance_bounds, lb, self.noise_variance_bounds], dtype=float))
 
         def pack(h: dict[str, float]) -> np.ndarray:
@@ -243,6 +265,28 @@ class DistanceGP:
         self.log_marginal_likelihood_ = float(
             -0.5 * z @ self._alpha - np.log(np.diag(self._chol[0])).sum() - 0.5 * n * _LOG_2PI)
         return self
+
+    def _psd_lengthscale_cap(self, D: np.ndarray, lb: tuple[float, float], n_grid: int = 41,
+                             n_bisect: int = 10) -> float:
+        """Largest l in [lb] with R(l') PSD (lam_min >= -psd_tol) for all log-grid l' <= l."""
+        def psd_at(ell: float) -> bool:
+            return float(np.linalg.eigvalsh(self.kernel(D, ell))[0]) >= -self.psd_tol
+
+        grid = np.geomspace(lb[0], lb[1], n_grid)
+        lo = None
+        for ell in grid:
+            if not psd_at(float(ell)):
+                break
+            lo = float(ell)
+        else:
+            return float(lb[1])
+        if lo is None:
+            return float(lb[0])
+        hi = float(ell)
+        for _ in range(n_bisect):  # geometric bisection between the last PSD and first non-PSD grid point
+            mid = float(np.sqrt(lo * hi))
+            lo, hi = (mid, hi) if psd_at(mid) else (lo, mid)
+        return lo
 
     def _factorise(self, D: np.ndarray, z: np.ndarray) -> None:
         s, ell, nv = (self.hyperparameters_[k] for k in ("signal_variance", "lengthscale", "noise_variance"))

@@ -181,3 +181,21 @@ def test_bad_inputs_raise_clear_errors():
         gp.predict(D[:, :3])
     with pytest.raises(ValueError, match="D_test"):
         gp.predict(D, full_cov=True)
+
+
+def test_cap_policy_keeps_ml2_to_psd_lengthscales():
+    D = non_psd_distances()
+    y = np.random.default_rng(3).normal(size=len(D))
+    gp = DistanceGP(kernel="laplace", psd="cap", n_restarts=2, seed=0).fit(D, y)
+    cap = gp.lengthscale_cap_
+    assert np.linalg.eigvalsh(np.exp(-D / cap))[0] >= -gp.psd_tol  # the cap is PSD ...
+    assert np.linalg.eigvalsh(np.exp(-D / (1.2 * cap)))[0] < 0  # ... and close to the boundary
+    assert gp.hyperparameters_["lengthscale"] <= gp.cap_margin * cap * (1 + 1e-9)
+    assert gp.min_eigenvalue_ >= -gp.psd_tol and gp.jitter_ == 0.0
+    # a conditionally negative definite distance (|x - x'|) is PSD at every l: no cap, no margin
+    x = np.linspace(0, 5, 20)
+    gp2 = DistanceGP(kernel="laplace", psd="cap", seed=0).fit(np.abs(x[:, None] - x[None, :]), np.sin(x))
+    med = np.median(np.abs(x[:, None] - x[None, :])[np.triu_indices(20, 1)])
+    assert gp2.lengthscale_cap_ == pytest.approx(100 * med)
+    with pytest.raises(ValueError, match="cap_margin"):
+        DistanceGP(psd="cap", cap_margin=1.5)

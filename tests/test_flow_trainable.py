@@ -1,0 +1,125 @@
+"""The trainable-mode flow (d > 0): supernet weights per particle, jumps at fixed weights, retraining."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from hotnas.benchmarks.trainable import DigitsBenchmark
+from hotnas.flow_trainable import TrainableFlow, TrainableFlowResult
+
+
+def unit_distance(A, B):
+    return np.ones(len(A))
+
+
+def small(**kw):
+    kw.setdefault("distance", unit_distance)
+    kw.setdefault("n_particles", 4)
+    kw.setdefault("eval_every", 5)
+    kw.setdefault("jump_every", 2)
+    return TrainableFlow(seed=kw.pop("seed", 0), **kw)
+
+
+def test_end_to_end_smoke_under_60_seconds():
+    t0 = time.perf_counter()
+    flow = small(temperature=(0.5, 0.05), birth_death=0.5)
+    res = flow.run(steps=12, benchmark=DigitsBenchmark(epochs=1), n_final=2)
+    assert time.perf_counter() - t0 < 60
+    assert isinstance(res, TrainableFlowResult)
+    assert res.best_arch in {c[0] for c in res.candidates} and len(res.candidates) == 2
+    assert 0 <= res.val_acc <= 100 and 0 <= res.test_acc <= 100
+    assert res.retrain_epochs == 2.0 and res.epochs == pytest.approx(res.supernet_epochs + 2.0)
+    assert flow.n_proposed == 6 * 4 and 0 <= flow.n_accepted <= flow.n_proposed
+    assert len(res.history) == 3 and all(len(h["particles"]) == 4 for h in res.history)
+
+
+def test_epoch_budget_is_respected_and_refused_when_too_small():
+    flow = small()
+    steps = flow.steps_for_epochs(3.0)
+    assert steps >= 1
+    res = flow.run(epochs=3.0, benchmark=None)
+    assert res.supernet_epochs <= 3.0 + 1e-9 and flow.step_count == steps
+    assert res.supernet_epochs == pytest.approx(small().cost_of_steps(steps))
+    assert small().cost_of_steps(steps + 1) > 3.0
+    with pytest.raises(ValueError, match="at least one"):
+        small().run(epochs=1e-4)
+    with pytest.raises(ValueError, match="exactly one"):
+        small().run()
+
+
+def test_the_jump_keeps_the_weights_and_uses_the_rate_law():
+    # upwind at a fixed temperature: only proposals with a strictly lower minibatch loss are taken,
+    # and the particle's weights are untouched by a jump
+    flow = small(law="upwind", temperature=1.0, jump_dt=1e6, jump_every=1, lr=1e-9)
+    theta0 = flow.theta.clone()
+    xb, yb = flow._minibatch()
+    before = list(flow.archs)
+    A = __import__("hotnas.supernet", fromlist=["encode_arch"]).encode_arch
+    f0 = flow.supernet.losses(flow.theta, A(before), xb, yb)
+    flow._jump(xb, yb)
+    f1 = flow.supernet.losses(flow.theta, A(flow.archs), xb, yb)
+    assert torch.equal(flow.theta, theta0)
+    for a, b, l0, l1 in zip(before, flow.archs, f0, f1):
+        if a != b:
+            assert l1 < l0                       # downhill only
+    assert flow.n_proposed == 4
+
+
+def test_state_dict_resume_gives_identical_continuation():
+    a = small(seed=3, birth_death=0.5)
+    a.total_steps = 12
+    for _ in range(3):
+        a.step()
+    b = small(seed=99, birth_death=0.5)
+    b.load_state_dict(a.state_dict())
+    for _ in range(3):
+        a.step()
+        b.step()
+    assert torch.equal(a.theta, b.theta) and a.archs == b.archs and a.epochs == b.epochs
+
+
+@pytest.mark.parametrize("policy", ["reset", "kill", "raise"])
+def test_nan_policy(policy, caplog):
+    flow = small(nonfinite=policy)
+    flow.total_steps = 10
+    flow.theta[1] = float("nan")  # a diverged particle
+    if policy == "raise":
+        with pytest.raises(FloatingPointError, match="non-finite"):
+            flow.step()
+        return
+    with caplog.at_level(logging.WARNING, logger="hotnas.flow"):
+        flow.step()
+    assert torch.isfinite(flow.theta).all()
+    kind = "nonfinite_" + policy
+    assert any(e["kind"] == kind and 1 in e["particles"] for e in flow.events)
+    assert ("reset" if policy == "reset" else "killed") in caplog.text
+    assert len(flow.archs) == (4 if policy == "reset" else 3) == flow.theta.shape[0]
+
+
+def test_all_particles_diverged_is_an_error():
+    flow = small(nonfinite="reset")
+    flow.total_steps = 10
+    flow.theta[:] = float("nan")
+    with pytest.raises(RuntimeError, match="every particle"):
+        flow.step()
+
+
+def test_unworkable_settings_are_refused():
+    with pytest.raises(ValueError, match="n_particles"):
+        small(n_particles=0)
+    with pytest.raises(ValueError, match="at least 2 particles"):
+        small(n_particles=1, birth_death=1.0)
+    with pytest.raises(ValueError, match="lr"):
+        small(lr=0.0)
+    with pytest.raises(ValueError, match="nonlinear|jump rate"):
+        small(law="logmean")
+    with pytest.raises(ValueError, match="init lists"):
+        small(init=["|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"])
+    with pytest.raises(ValueError, match="temperatures must be finite"):
+        small(temperature=(1.0, -1.0))
