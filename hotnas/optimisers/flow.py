@@ -225,6 +225,7 @@ class FlowOptimiser(Optimiser):
         self._scores_n = -1
         self._scores: dict[str, float] = {}
         self._dcache: DistanceCache | None = None
+        self._gp_cache: tuple[int, Any, dict[str, float]] | None = None
         self.surrogate = surrogate
         self.gp_options = dict(gp_options or {})
         self.refit_every = int(refit_every)
@@ -608,17 +609,25 @@ class FlowOptimiser(Optimiser):
         y = TRANSFORMS["copula" if self.potential == "copula" else None](y)
         if len(X) < 2:
             return np.full(len(archs), float(y.mean()) if len(y) else 0.0)
-        opts = {"n_restarts": 2, **self.gp_options, "seed": self._gp_seed + self.round}
-        gp = DistanceGP(**opts)
-        D = self._distances(X, X)
-        if self._gp_hyper is None or len(X) - self._gp_fit_at >= self.refit_every:
-            gp.fit(D, y, init=self._gp_hyper)
-            self._gp_hyper = dict(gp.hyperparameters_)
-            self._gp_fit_at = len(X)
-        else:
-            gp.fit(D, y, hyperparameters=self._gp_hyper)
-        mu, _ = gp.predict(self._distances(archs, X))
-        return np.asarray(mu, dtype=float)
+        # the model changes only with the data: one fit per set of evaluations (seeded by its size,
+        # so a resumed run refits identically), predictions memoised until new data arrive
+        if self._gp_cache is None or self._gp_cache[0] != len(X):
+            opts = {"n_restarts": 2, **self.gp_options, "seed": self._gp_seed + len(X)}
+            gp = DistanceGP(**opts)
+            D = self._distances(X, X)
+            if self._gp_hyper is None or len(X) - self._gp_fit_at >= self.refit_every:
+                gp.fit(D, y, init=self._gp_hyper)
+                self._gp_hyper = dict(gp.hyperparameters_)
+                self._gp_fit_at = len(X)
+            else:
+                gp.fit(D, y, hyperparameters=self._gp_hyper)
+            self._gp_cache = (len(X), gp, {})
+        _, gp, memo = self._gp_cache
+        new = [a for a in dict.fromkeys(archs) if a not in memo]
+        if new:
+            mu, _ = gp.predict(self._distances(new, X))
+            memo.update(zip(new, np.asarray(mu, dtype=float).tolist()))
+        return np.array([memo[a] for a in archs])
 
     # ------------------------------------------------------------------ diagnostics
     def mass(self) -> dict[str, float]:
