@@ -8,7 +8,8 @@ The potential is the minibatch training loss ``f(x, g) = CE(net(x_b; x, g), y_b)
 
 1. **Diffusion in x** for every particle at its own architecture, on one shared minibatch:
    SGD ``x <- x - lr grad_x f`` (``weight_temperature = 0``) or unadjusted Langevin
-   ``x <- x - lr grad_x f + sqrt(2 lr T_x) xi`` (``SuperNet.step``).
+   ``x <- x - lr grad_x f + sqrt(2 lr T_x) xi`` (``SuperNet.step``); with ``momentum > 0`` the
+   accelerated (second-order) variant, heavy ball / damped Langevin with a velocity per particle.
 2. **Jump on G** every ``jump_every`` steps, at fixed x (weights travel with the particle, the
    semi-discrete "same x" transfer): each particle proposes g' with probability w(g, g')/deg(g);
    f(x, g) and f(x, g') are evaluated **on the same minibatch with the particle's own weights** (one
@@ -120,6 +121,9 @@ class TrainableFlow:
             ``lr_schedule``: ``"constant"`` or ``"cosine"`` (to 0 over the run).
         weight_decay: of the potential (keeps Langevin confining in unused coordinates).
         weight_temperature: T_x of the Langevin step (0 = SGD).
+        momentum: heavy-ball coefficient mu in [0, 1) — the *accelerated* (second-order) variant:
+            ``v <- mu v - lr grad f (+ sqrt(2 lr T_x) xi)``, ``x <- x + v``, an explicit discretisation of
+            damped Langevin dynamics (friction (1 - mu)/lr); velocities travel with the particle.
         law: rate law of the jumps; ``temperature``: architecture temperature T (constant, (T0, T1)
             annealed geometrically over the run, or callable progress -> T), in loss units.
         jump_dt, jump_every: jump time per jump step and steps between jump steps.
@@ -137,6 +141,7 @@ class TrainableFlow:
     def __init__(self, space: NB201Space | None = None, *, data: DigitsData | None = None,
                  config: NetConfig | None = None, n_particles: int = 8, lr: float = 1.0,
                  lr_schedule: str = "cosine", weight_decay: float = 1e-4, weight_temperature: float = 0.0,
+                 momentum: float = 0.0,
                  law: str = "glauber", temperature: float | tuple[float, float] | Callable[[float], float] = (0.3, 0.03),
                  jump_dt: float = 1.0, jump_every: int = 5, birth_death: float = 0.0, batch_size: int = 64,
                  graph: ArchitectureGraph | None = None, distance: Any = "hotnn", lengthscale: float = 0.1,
@@ -151,6 +156,8 @@ class TrainableFlow:
         for nm, v in (("lr", lr), ("jump_dt", jump_dt)):
             if not math.isfinite(v) or v <= 0:
                 raise ValueError(f"{nm} must be a finite number > 0, got {v!r}")
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
         if weight_temperature < 0 or weight_decay < 0:
             raise ValueError("weight_temperature and weight_decay must be >= 0")
         if batch_size < 2 or jump_every < 1 or eval_every < 1:
@@ -169,6 +176,7 @@ class TrainableFlow:
         self.n_particles = int(n_particles)
         self.lr, self.lr_schedule = float(lr), lr_schedule
         self.weight_temperature = float(weight_temperature)
+        self.momentum = float(momentum)
         self._temperature = temperature
         self._T = temperature_schedule(temperature, 1)
         self.jump_dt, self.jump_every = float(jump_dt), int(jump_every)
@@ -195,6 +203,7 @@ class TrainableFlow:
                 raise ValueError(f"init lists {len(archs)} architectures for {self.n_particles} particles")
         self.archs: list[str] = archs
         self.theta = self.supernet.init(self.n_particles, seed=int(seed), same=same_init)
+        self.velocity = torch.zeros_like(self.theta) if self.momentum > 0 else None
         self.step_count = 0
         self.total_steps = 1
         self.epochs = 0.0
@@ -248,6 +257,8 @@ class TrainableFlow:
             if healthy.size == 0:
                 raise RuntimeError(f"every particle met a non-finite {what}; nothing left to run")
             self.theta = self.theta[torch.as_tensor(healthy)].clone()
+            if self.velocity is not None:
+                self.velocity = self.velocity[torch.as_tensor(healthy)].clone()
             self.archs = [self.archs[i] for i in healthy]
             self.loss_ema = self.loss_ema[healthy]
             self._event("nonfinite_kill", particles=bad.tolist(), what=what)
@@ -257,6 +268,8 @@ class TrainableFlow:
             raise RuntimeError(f"every particle met a non-finite {what}; nothing to reset from")
         donors = healthy[self.rng.integers(healthy.size, size=bad.size)]
         self.theta[torch.as_tensor(bad)] = self.theta[torch.as_tensor(donors)]
+        if self.velocity is not None:
+            self.velocity[torch.as_tensor(bad)] = self.velocity[torch.as_tensor(donors)]
         for i, j in zip(bad, donors):
             self.archs[int(i)] = self.archs[int(j)]
         self.loss_ema[bad] = self.loss_ema[donors]
@@ -274,8 +287,19 @@ class TrainableFlow:
         xb, yb = self._minibatch()
         N = len(self.archs)
         A = encode_arch(self.archs)
-        new, values = self.supernet.step(self.theta, A, xb, yb, lr=self._lr(), temperature=self.weight_temperature,
-                                         generator=self.gen)
+        lr = self._lr()
+        if self.velocity is None:
+            new, values = self.supernet.step(self.theta, A, xb, yb, lr=lr, temperature=self.weight_temperature,
+                                             generator=self.gen)
+        else:  # heavy ball: the explicit discretisation of damped (underdamped) Langevin dynamics
+            values, grads = self.supernet.loss_and_grad(self.theta, A, xb, yb)
+            vel = self.momentum * self.velocity - lr * grads
+            if self.weight_temperature > 0:
+                noise = torch.randn(self.theta.shape, generator=self.gen, dtype=self.theta.dtype)
+                vel = vel + math.sqrt(2.0 * lr * self.weight_temperature) * noise
+            new = self.theta + vel
+            okv = torch.isfinite(vel).all(dim=1)
+            self.velocity = torch.where(okv[:, None], vel, self.velocity)
         self.epochs += N * self.batch_size / self.n_train
         ok = torch.isfinite(values) & torch.isfinite(new).all(dim=1)
         self.theta = torch.where(ok[:, None], new, self.theta)
@@ -333,6 +357,8 @@ class TrainableFlow:
         src = st.g.copy()
         if np.any(src != np.arange(N)):
             self.theta = self.theta[torch.as_tensor(src)].clone()
+            if self.velocity is not None:
+                self.velocity = self.velocity[torch.as_tensor(src)].clone()
             self.archs = [self.archs[int(j)] for j in src]
             self.loss_ema = self.loss_ema[src]
 
@@ -427,7 +453,8 @@ class TrainableFlow:
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
         """Everything that evolves (weights, architectures, counters, both random streams)."""
-        return {"theta": self.theta.clone(), "archs": list(self.archs), "step_count": self.step_count,
+        return {"theta": self.theta.clone(), "archs": list(self.archs),
+                "velocity": None if self.velocity is None else self.velocity.clone(), "step_count": self.step_count,
                 "total_steps": self.total_steps, "epochs": self.epochs, "seconds": self.seconds,
                 "loss_ema": self.loss_ema.copy(), "val_seen": dict(self.val_seen),
                 "history": [dict(h) for h in self.history], "events": [dict(e) for e in self.events],
@@ -437,6 +464,7 @@ class TrainableFlow:
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
         self.theta = s["theta"].clone()
+        self.velocity = None if s["velocity"] is None else s["velocity"].clone()
         self.archs = list(s["archs"])
         self.step_count, self.total_steps = int(s["step_count"]), int(s["total_steps"])
         self.epochs, self.seconds = float(s["epochs"]), float(s["seconds"])

@@ -71,12 +71,13 @@ def test_the_jump_keeps_the_weights_and_uses_the_rate_law():
     assert flow.n_proposed == 4
 
 
-def test_state_dict_resume_gives_identical_continuation():
-    a = small(seed=3, birth_death=0.5)
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_state_dict_resume_gives_identical_continuation(momentum):
+    a = small(seed=3, birth_death=0.5, momentum=momentum, weight_temperature=1e-6)
     a.total_steps = 12
     for _ in range(3):
         a.step()
-    b = small(seed=99, birth_death=0.5)
+    b = small(seed=99, birth_death=0.5, momentum=momentum, weight_temperature=1e-6)
     b.load_state_dict(a.state_dict())
     for _ in range(3):
         a.step()
@@ -117,6 +118,8 @@ def test_unworkable_settings_are_refused():
         small(n_particles=1, birth_death=1.0)
     with pytest.raises(ValueError, match="lr"):
         small(lr=0.0)
+    with pytest.raises(ValueError, match="momentum"):
+        small(momentum=1.0)
     with pytest.raises(ValueError, match="nonlinear|jump rate"):
         small(law="logmean")
     with pytest.raises(ValueError, match="init lists"):

@@ -531,24 +531,35 @@ class FlowOptimiser(Optimiser):
         space = self.graph.subgraph(nodes)
         fvals = np.array([self.f(a) for a in nodes])
         st = self._state(index)
+        self._apply_rule(st, space, nodes, fvals, T)
+        self.particles = [nodes[int(i)] for i in st.g]
+
+    def _apply_rule(self, st: ParticleState, space: Any, nodes: list[str], fvals: np.ndarray, T: float) -> None:
+        """One jump step of the configured rule on the exported subgraph (labels in ``st``)."""
         if self.rule == "flow":
-            jump_step(st, space, table_potential(self._capped(fvals, T)), self.law, T, self.dt, method=self.jump_method,
-                      nonfinite="freeze")
-        elif self.rule == "nasgd":
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # explicit rule sub-steps large probabilities
+            jump_step(st, space, table_potential(self._capped(fvals, T)), self.law, T, self.dt,
+                      method=self.jump_method, nonfinite="freeze")
+            return
+        with warnings.catch_warnings():
+            # the explicit NAS rules split a step whose probabilities sum past 1 into sub-steps
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if self.rule == "nasgd":
                 nasgd_step(st, space, fvals, self.dt, self.c, nonfinite="freeze")
-        else:
+                return
+            # NASAGD integrates energies into phi, so their baseline matters: E = f - min f >= 0 over the
+            # evaluated architectures (a loss-like energy, zero at the best, as the reference code's
+            # cross-entropy); new architectures enter with phi = 0
+            energies = fvals - self._f_min()
             rule = NASAGD(space, dt=self.dt, c=self.c, c_p=self.c_p, nonfinite="freeze")
             rule.phi = np.array([self.phi.get(a, 0.0) for a in nodes])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                rule.step(st, fvals)
-            if rule.restarts:
-                self.restarts.append(self.round)
-            for a, v in zip(nodes, rule.phi):
-                self.phi[a] = float(v)
-        self.particles = [nodes[int(i)] for i in st.g]
+            rule.step(st, energies)
+        if rule.restarts:
+            self.restarts.append(self.round)
+        for a, v in zip(nodes, rule.phi):
+            self.phi[a] = float(v)
+
+    def _f_min(self) -> float:
+        return min((self.f(a) for a in self.values), default=0.0)
 
     def _capped(self, fvals: np.ndarray, T: float) -> np.ndarray:
         """Potential gaps beyond ``_GAP_CAP * T`` are capped for the glauber law: its rate
@@ -571,23 +582,7 @@ class FlowOptimiser(Optimiser):
         space = self.graph.subgraph(nodes)
         st = self._state(index)
         self._prev = list(self.particles)
-        if self.rule == "flow":
-            jump_step(st, space, table_potential(self._capped(fvals, T)), self.law, T, self.dt, method=self.jump_method,
-                      nonfinite="freeze")
-        elif self.rule == "nasgd":
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                nasgd_step(st, space, fvals, self.dt, self.c, nonfinite="freeze")
-        else:
-            rule = NASAGD(space, dt=self.dt, c=self.c, c_p=self.c_p, nonfinite="freeze")
-            rule.phi = np.array([self.phi.get(a, 0.0) for a in nodes])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                rule.step(st, fvals)
-            if rule.restarts:
-                self.restarts.append(self.round)
-            for a, v in zip(nodes, rule.phi):
-                self.phi[a] = float(v)
+        self._apply_rule(st, space, nodes, fvals, T)
         new = [nodes[int(i)] for i in st.g]
         landed = list(dict.fromkeys(a for a in new if not self._known(a)))
         self._queue(landed)
@@ -628,6 +623,20 @@ class FlowOptimiser(Optimiser):
             mu, _ = gp.predict(self._distances(new, X))
             memo.update(zip(new, np.asarray(mu, dtype=float).tolist()))
         return np.array([memo[a] for a in archs])
+
+    def advance(self, rounds: int) -> int:
+        """Run up to ``rounds`` rounds that need no new evaluation (the dynamics on the evaluated part
+        of G, e.g. after a warm start that told every architecture); stops at the first round that
+        proposes an unevaluated architecture (it is then pending for :meth:`ask`). Returns the number
+        of rounds completed."""
+        done = 0
+        while done < rounds and not self._pending and not self._asked:
+            start = self.round
+            self._advance()
+            if self.round == start:
+                break
+            done += 1
+        return done
 
     # ------------------------------------------------------------------ diagnostics
     def mass(self) -> dict[str, float]:
