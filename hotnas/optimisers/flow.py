@@ -2,7 +2,8 @@
 
 A population of N particles sits on architectures (nodes of :class:`hotnas.graph.ArchitectureGraph`,
 weights ``w = k(d)`` from HOTNN by default) and follows the discretised flow of ``sdot`` with
-potential ``f(g) = -value(g) / potential_scale`` (value = validation accuracy, higher is better)
+potential ``f(g) = -value(g) / potential_scale`` (value = validation accuracy, higher is better; or,
+with ``potential="copula"``, minus the normal score of its rank among the evaluated values)
 [spec ``semi-discrete-flow.md`` 4.3-4.5, 6.4-6.5, 7.2]. Only architectures that particles *propose*
 are queried, and each distinct architecture costs exactly one query (values are cached), so the
 dynamics advances between :meth:`~FlowOptimiser.ask` and :meth:`~FlowOptimiser.tell`.
@@ -30,18 +31,24 @@ One round (the flow time advances by ``dt``; T = T(progress), progress = queries
    * ``"nasagd"`` — :class:`sdot.nas_rules.NASAGD`, the accelerated rule of NASAGD: a velocity
      potential ``phi_g <- phi_g - (dt / c_p) E_g`` kept per architecture across rounds, jumps with
      ``P = dt c w (phi_g' - phi_g)_+`` and the adaptive (gradient) restart ``phi <- 0`` when
-     ``S = sum (E_g' - E_g)(phi_g' - phi_g) N_g' >= 0``.
+     ``S = sum (E_g' - E_g)(phi_g' - phi_g) N_g' >= 0``. phi integrates energies, so their baseline
+     matters: ``E = f - min f`` over the evaluated architectures (>= 0, zero at the best, like the
+     reference code's cross-entropy) [engineering choice].
 
    Unevaluated neighbours carry no rate this round (the flow on the revealed part of G).
 
 **Surrogate hybrid** (``surrogate="gp"``): the HOTNAS GP posterior mean (:class:`hotnas.gp.DistanceGP`
 on the same distance) is the potential on unevaluated neighbours, so step 2 is replaced by a jump
 over the *whole* neighbourhood of each occupied node; the architectures particles land on are then
-queried (their true value replaces the prediction).
+queried (their true value replaces the prediction). The GP (copula targets with
+``potential="copula"``) is refitted only when new values arrive (ML-II every ``refit_every``) and its
+predictions are memoised in between.
 
 **Stalls and restarts.** When ``stall_rounds`` consecutive rounds propose nothing new (the mass
 sits on fully explored local optima at low T), a fraction ``restart_fraction`` of the particles
-is moved to fresh random architectures (logged in :attr:`events`).
+is moved to fresh random architectures (logged in :attr:`events`). Optionally (``patience``), when the
+best value has not improved for ``patience`` queries the whole population restarts at random and the
+schedule anneals again over the remaining budget.
 
 **Temperature schedule** [engineering choice]: ``temperature`` is a constant, a pair (T0, T1)
 annealed geometrically ``T = T0 (T1/T0)^progress`` over the query budget, or a callable
@@ -82,8 +89,8 @@ from sdot.schedules import FromCallable, Geometric, Schedule, get_schedule
 
 from ..benchmarks.base import Evaluation
 from ..graph import ArchitectureGraph
-from ..spaces.base import SearchSpace
 from ..gp import DistanceGP
+from ..spaces.base import SearchSpace
 from .base import Optimiser, register_optimiser
 from .bo import TRANSFORMS, DistanceCache
 
@@ -146,14 +153,20 @@ class FlowOptimiser(Optimiser):
             ``distance``, ``engine``, ``kernel``, ``lengthscale``, ``neighbours``, ``k``).
         distance: distance method name when no engine/graph is given (``"hotnn"``).
         engine: a :class:`~hotnas.distances.engine.PairwiseDistances` (shared caches) or callable.
-        potential_scale: f = -value / potential_scale.
+        potential: ``"value"`` (f = -value / potential_scale) or ``"copula"`` (f = -normal score of
+            the value's rank among the evaluated ones / potential_scale; changes as data arrive).
+        potential_scale: divides the potential (T is in its units).
         surrogate: None or ``"gp"`` (the flow-with-surrogate hybrid).
         gp_options: keyword arguments of :class:`hotnas.gp.DistanceGP`.
         refit_every: refit GP hyperparameters every this many new evaluations (condition on the
             data with the last hyperparameters in between).
         stall_rounds, restart_fraction: the stall rule (module docstring).
+        patience: queries without improvement before the whole population restarts (None: never).
+        jump_method: ``"exact"`` (the fixed-x chain for time dt on the revealed subgraph) or
+            ``"single"`` (at most one jump per round, :func:`sdot.particles.jump_step`).
         nonfinite: ``"reset"`` | ``"kill"`` | ``"raise"`` (NaN policy).
         record_mass: keep the node occupancy after every round in :attr:`history`.
+        name: label of the optimiser in results (default ``"flow"``).
     """
 
     name = "flow"
