@@ -16,11 +16,12 @@ means other processes were competing for the cores (the 1-minute load average is
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
 import numpy as np
+
+from .studies import keep_torch_threads, study_parser
 
 ALL_CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
@@ -35,9 +36,7 @@ def _timed(fn, reps: int) -> tuple[float, float]:
 
 
 def _main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--smoke", action="store_true")
+    ap = study_parser(__doc__)
     ap.add_argument("--archs", type=int, default=12, help="random architectures to query")
     ap.add_argument("--particles", type=int, nargs="+", default=[1, 4, 16, 32])
     ap.add_argument("--batch", type=int, default=64)
@@ -101,13 +100,7 @@ def _main(argv: list[str] | None = None) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the study; torch's thread count is restored afterwards (``--threads`` sets it meanwhile)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    try:
-        return _main(argv)
-    finally:
-        torch.set_num_threads(threads)
+    return keep_torch_threads(_main, argv)
 
 
 if __name__ == "__main__":

@@ -24,12 +24,14 @@ the old network's; acceptance rate; the particles' mean validation accuracy at t
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .plots import pyplot, save_figure
+from .studies import keep_torch_threads, study_parser, write_study
 
 MODES = ("fresh", "carry", "transfer")
 COLOURS = {"fresh": "tab:gray", "carry": "tab:blue", "transfer": "tab:red"}
@@ -118,11 +120,7 @@ def markdown(summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:
 
 
 def plot(summary: dict[str, Any], runs: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     modes = list(summary)
     for k, (key, label) in enumerate((("test_acc", "retrained test accuracy (%)"),
@@ -144,16 +142,11 @@ def plot(summary: dict[str, Any], runs: list[dict[str, Any]], path: Path) -> Non
     ax.set_xlabel("accounted epochs (flow)")
     ax.set_ylabel("particles' mean val loss")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--smoke", action="store_true", help="2 seeds, 2 particles, a tiny budget: checks the pipeline")
+    ap = study_parser(__doc__, "2 seeds, 2 particles, a tiny budget: checks the pipeline")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=float, default=40.0, help="accounted training epochs of the flow phase")
     ap.add_argument("--steps", type=int, default=0,
@@ -193,27 +186,15 @@ def _main(argv: list[str] | None = None) -> dict[str, Any]:
                   f"{r['seconds']:.0f} s", flush=True)
     wall = time.perf_counter() - t0
     summary = summarise(runs)
-    md = markdown(summary, runs)
-    print(md)
-    print(f"wall-clock {wall:.0f} s")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "table.md").write_text(md + "\n")
-    (out / "results.json").write_text(json.dumps({"args": vars(args), "wall_seconds": wall, "summary": summary,
-                                                  "runs": runs}, default=float, indent=1))
+    out = write_study(args.out, markdown(summary, runs),
+                      {"args": vars(args), "wall_seconds": wall, "summary": summary, "runs": runs}, wall, indent=1)
     plot(summary, runs, out / "independent_flow.png")
     return {"summary": summary, "runs": runs, "wall_seconds": wall}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the study; torch's thread count is restored afterwards."""
-    import torch
-
-    threads = torch.get_num_threads()
-    try:
-        return _main(argv)
-    finally:
-        torch.set_num_threads(threads)
+    return keep_torch_threads(_main, argv)
 
 
 if __name__ == "__main__":

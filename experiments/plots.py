@@ -9,7 +9,8 @@ Run figures take ``results``: ``{trial_id: result dict}`` as stored in a run dir
 - :func:`plot_mass` — mass per architecture over time for one population/flow run;
 - :func:`plot_graph_mass` — the architectures a population visited, joined when they are mutation
   neighbours, node area proportional to the final mass, colour = validation value;
-- :func:`plot_density_snapshots` — densities per node of G over x (d = 1) at several times.
+- :func:`plot_density_snapshots` — densities per node of G over x (d = 1) at several times;
+- :func:`pyplot`, :func:`save_figure` — the Agg pyplot and the figure writer, for studies' own figures.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["plot_curves", "plot_mass", "plot_graph_mass", "plot_density_snapshots", "by_method", "curve_matrix"]
+__all__ = ["plot_curves", "plot_mass", "plot_graph_mass", "plot_density_snapshots", "by_method", "curve_matrix",
+           "pyplot", "save_figure"]
 
 
 def _plt():
@@ -240,3 +242,13 @@ def _save(fig, path: str | Path) -> Path:
     fig.savefig(path, dpi=120, bbox_inches="tight")
     _plt().close(fig)
     return path
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend (for studies that draw their own figures)."""
+    return _plt()
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Lay ``fig`` out tightly, write it to ``path`` (120 dpi, parent folders created), close it; the path."""
+    return _save(fig, path)

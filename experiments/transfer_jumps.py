@@ -23,12 +23,14 @@ loss than fresh / than carry), ``results.json`` and ``val_loss.png`` in ``--out`
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .plots import pyplot, save_figure
+from .studies import keep_torch_threads, study_parser, write_study
 
 JUMPS: tuple[tuple[str, str], ...] = (
     ("nor_conv_3x3", "nor_conv_1x1"),
@@ -145,11 +147,7 @@ def markdown(table: dict[str, Any], ks: list[int]) -> str:
 
 
 def plot(table: dict[str, Any], ks: list[int], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     cols = [0, *ks]
     fig, axes = plt.subplots(1, len(table), figsize=(3.2 * len(table), 3.0), sharey=True, squeeze=False)
     for ax, (jump, e) in zip(axes[0], table.items()):
@@ -163,16 +161,11 @@ def plot(table: dict[str, Any], ks: list[int], path: Path) -> None:
         ax.set_xlabel("training steps after the jump")
     axes[0, 0].set_ylabel("validation loss (mean ± std over seeds)")
     axes[0, -1].legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--smoke", action="store_true", help="2 jump types, 2 seeds, short training: a quick check")
+    ap = study_parser(__doc__, "2 jump types, 2 seeds, short training: a quick check")
     ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--ks", type=int, nargs="+", default=[10, 50], help="steps after the jump at which to read")
     ap.add_argument("--old-epochs", type=int, default=8, help="training of the old network before the jump")
@@ -207,27 +200,15 @@ def _main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{m} {c['modes'][m]['val_loss'][k]:.3f}" for m in MODES), flush=True)
     wall = time.perf_counter() - t0
     table = summarise(cases, args.ks)
-    md = markdown(table, args.ks)
-    print(md)
-    print(f"wall-clock {wall:.0f} s")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "table.md").write_text(md + "\n")
-    (out / "results.json").write_text(json.dumps({"args": vars(args), "wall_seconds": wall, "summary": table,
-                                                  "cases": cases}, default=float))
+    out = write_study(args.out, markdown(table, args.ks),
+                      {"args": vars(args), "wall_seconds": wall, "summary": table, "cases": cases}, wall)
     plot(table, args.ks, out / "val_loss.png")
     return {"summary": table, "wall_seconds": wall}
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the study; torch's thread count is restored afterwards (``--threads`` sets it meanwhile)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    try:
-        return _main(argv)
-    finally:
-        torch.set_num_threads(threads)
+    return keep_torch_threads(_main, argv)
 
 
 if __name__ == "__main__":

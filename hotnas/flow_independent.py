@@ -40,7 +40,9 @@ at the end the ``n_final`` architectures with the best validation accuracy seen 
 from scratch** by a benchmark (:class:`hotnas.benchmarks.trainable.DigitsBenchmark`) and the best by
 retrained validation accuracy is reported with its test accuracy — the same protocol and the same
 result type (:class:`IndependentFlowResult`, a :class:`hotnas.flow_trainable.TrainableFlowResult`
-with the jump log added) as :class:`hotnas.flow_trainable.TrainableFlow`.
+with the jump log added) as :class:`hotnas.flow_trainable.TrainableFlow`, whose model-free
+scaffolding (settings checks, schedules, minibatches, NaN policy, the step / evaluation loop,
+retraining) it shares through :class:`hotnas.flow_base.FlowBase`.
 
 **Loops, not vmap.** ``torch.func.vmap`` cannot batch networks of *different* architectures (their
 parameter shapes and computation graphs differ), so steps loop over the particles in Python. This is
@@ -78,7 +80,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,12 +88,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sdot.rates import get_rate_law
+from sdot.rates import proposal_acceptance
 
-from .benchmarks.trainable import torch_threads
-from .datasets import DigitsData, load_digits_splits
-from .flow_trainable import FORWARD_COST, TrainableFlowResult
-from .optimisers.flow import temperature_schedule
+from .datasets import DigitsData
+from .flow_base import FORWARD_COST, NONFINITE_POLICIES, FlowBase, check_nonnegative, check_positive  # noqa: F401
+from .flow_trainable import TrainableFlowResult
 from .spaces.nb201 import NB201Space
 from .supernet import DigitsNet, NetConfig, arch_seed
 from .transfer import init_after_jump
@@ -103,7 +103,6 @@ log = logging.getLogger("hotnas.flow")
 
 JUMP_INITS = ("transfer", "carry", "fresh")
 OPTIMIZERS = ("adam", "sgd")
-NONFINITE_POLICIES = ("reset", "kill", "raise")
 
 
 @dataclass
@@ -131,7 +130,7 @@ class IndependentFlowResult(TrainableFlowResult):
         return [j for j in self.jumps if j["accepted"]]
 
 
-class IndependentFlow:
+class IndependentFlow(FlowBase):
     """The independent-networks trainable flow (module docstring).
 
     Args:
@@ -164,6 +163,10 @@ class IndependentFlow:
         num_threads: torch threads during the run (default 1; None = leave as is).
     """
 
+    _log_name = "independent flow"
+    _zero_temperature_ok = True
+    _retrain_in_flow_threads = True
+
     def __init__(self, space: NB201Space | None = None, *, data: DigitsData | None = None,
                  config: NetConfig | None = None, n_particles: int = 4, optimizer: str = "adam",
                  lr: float = 0.01, lr_schedule: str = "constant", weight_decay: float = 0.0,
@@ -174,135 +177,50 @@ class IndependentFlow:
                  probe_size: int = 128, morph: bool = False, batch_size: int = 64, graph: Any = None,
                  eval_every: int = 25, track_jump_val: bool = False, init: str | Sequence[str] = "random",
                  nonfinite: str = "reset", seed: int = 0, num_threads: int | None = 1):
-        if not isinstance(n_particles, (int, np.integer)) or isinstance(n_particles, bool) or n_particles < 1:
-            raise ValueError(f"n_particles must be a positive integer, got {n_particles!r}")
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
         if jump_init not in JUMP_INITS:
             raise ValueError(f"jump_init must be one of {JUMP_INITS}, got {jump_init!r}")
-        for nm, v in (("lr", lr), ("jump_dt", jump_dt), ("transfer_lr", transfer_lr)):
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ValueError(f"{nm} must be a finite number > 0, got {v!r}")
-        for nm, v in (("weight_temperature", weight_temperature), ("weight_decay", weight_decay),
-                      ("transfer_lam", transfer_lam)):
-            if not math.isfinite(v) or v < 0:
-                raise ValueError(f"{nm} must be a finite number >= 0, got {v!r}")
-        if weight_temperature > 0 and optimizer != "sgd":
-            raise ValueError(f"weight_temperature={weight_temperature} (Langevin noise) needs optimizer='sgd', "
-                             f"got optimizer={optimizer!r}")
-        if batch_size < 2:
-            raise ValueError(f"batch_size must be >= 2, got {batch_size!r}")
-        if jump_every < 1 or eval_every < 1:
-            raise ValueError(f"jump_every and eval_every must be >= 1, got {jump_every!r} and {eval_every!r}")
+        check_positive(transfer_lr=transfer_lr)
+        check_nonnegative(transfer_lam=transfer_lam)
         if transfer_steps < 0:
             raise ValueError(f"transfer_steps must be >= 0, got {transfer_steps!r}")
         if probe_size < 2:
             raise ValueError(f"probe_size must be >= 2 (batch statistics), got {probe_size!r}")
-        if lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
-        if nonfinite not in NONFINITE_POLICIES:
-            raise ValueError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
-        self.law = get_rate_law(law)
-        if not self.law.linear:
-            raise ValueError(f"rate law {law!r} has no jump rate; use glauber, metropolis or upwind")
-        self._zero_T = isinstance(temperature, (int, float)) and not isinstance(temperature, bool) \
-            and temperature == 0
-        if self._zero_T and self.law.needs_temperature:
-            raise ValueError(f"temperature=0 needs law='upwind'; rate law {self.law.name!r} needs T > 0")
-        self._temperature = temperature
-        self._T = None if self._zero_T else temperature_schedule(temperature, 1)  # validates early
-        self.space = space or NB201Space()
-        self.data = data if data is not None else load_digits_splits(0)
-        if batch_size > self.data.x_train.shape[0]:
-            raise ValueError(f"batch_size={batch_size} exceeds the {self.data.x_train.shape[0]} training images")
-        self.config = config or NetConfig()
-        self.n_particles = int(n_particles)
-        self.optimizer, self.lr, self.lr_schedule = optimizer, float(lr), lr_schedule
-        self.weight_decay, self.weight_temperature = float(weight_decay), float(weight_temperature)
-        self.jump_dt, self.jump_every, self.jump_init = float(jump_dt), int(jump_every), jump_init
+        self._setup(space, data, config, n_particles=n_particles, lr=lr, lr_schedule=lr_schedule,
+                    weight_decay=weight_decay, weight_temperature=weight_temperature, law=law,
+                    temperature=temperature, jump_dt=jump_dt, jump_every=jump_every, batch_size=batch_size,
+                    eval_every=eval_every, nonfinite=nonfinite, seed=seed, num_threads=num_threads)
+        if weight_temperature > 0 and optimizer != "sgd":
+            raise ValueError(f"weight_temperature={weight_temperature} (Langevin noise) needs optimizer='sgd', "
+                             f"got optimizer={optimizer!r}")
+        self.optimizer, self.jump_init = optimizer, jump_init
         self.transfer_steps, self.transfer_lr, self.transfer_lam = int(transfer_steps), float(transfer_lr), \
             float(transfer_lam)
         self.morph = bool(morph)
-        self.batch_size, self.eval_every = int(batch_size), int(eval_every)
         self.track_jump_val = bool(track_jump_val)
-        self.nonfinite = nonfinite
-        self.num_threads = num_threads
         self.graph = graph
-        self.seed = int(seed)
-        self.rng = np.random.default_rng(seed)
-        self.gen = torch.Generator().manual_seed(int(seed))
-        n = self.data.x_train.shape[0]
+        n = self.n_train
         self.probe = self.data.x_train[torch.randperm(n, generator=self.gen)[:min(int(probe_size), n)]]
-        if isinstance(init, str):
-            if init != "random":
-                raise ValueError(f"init must be 'random' or a list of architectures, got {init!r}")
-            archs: list[str] = []
-            while len(archs) < self.n_particles:
-                a = self.space.sample(self.rng)
-                if a not in archs or len(archs) >= len(self.space):
-                    archs.append(a)
-        else:
-            archs = [self.space.canonical(a) for a in init]
-            if len(archs) != self.n_particles:
-                raise ValueError(f"init lists {len(archs)} architectures for {self.n_particles} particles")
-        self.archs: list[str] = archs
+        self.archs: list[str] = self._initial_archs(init)
         self.nets: list[DigitsNet] = [DigitsNet(a, self.config, seed=arch_seed(self.seed + 7919 * i, a))
-                                      for i, a in enumerate(archs)]
+                                      for i, a in enumerate(self.archs)]
         self.opts = [self._make_opt(net) for net in self.nets]
-        self.step_count = 0
-        self.total_steps = 1
-        self.epochs = 0.0
-        self.seconds = 0.0
-        self.val_seen: dict[str, float] = {}
-        self.history: list[dict[str, Any]] = []
-        self.events: list[dict[str, Any]] = []
+        self._start_counters()
         self.jumps: list[dict[str, Any]] = []
-        self.n_accepted = 0
-        self.n_proposed = 0
-        self._order = torch.randperm(n, generator=self.gen)
-        self._pos = 0
 
     # ------------------------------------------------------------------ helpers
-    @property
-    def n_train(self) -> int:
-        return int(self.data.x_train.shape[0])
-
     def _make_opt(self, net: DigitsNet) -> torch.optim.Optimizer:
         params = list(net.parameters())
         if self.optimizer == "adam":
             return torch.optim.Adam(params, lr=self.lr)
         return torch.optim.SGD(params, lr=self.lr)
 
-    def temperature(self) -> float:
-        if self._zero_T:
-            return 0.0
-        T = float(self._T(min(1.0, self.step_count / max(1, self.total_steps)), self.step_count))
-        if not math.isfinite(T) or T <= 0:
-            raise ValueError(f"the temperature schedule returned T = {T!r}")
-        return T
-
-    def _lr(self) -> float:
-        if self.lr_schedule == "constant":
-            return self.lr
-        s = min(1.0, self.step_count / max(1, self.total_steps))
-        return max(1e-6 * self.lr, 0.5 * self.lr * (1.0 + math.cos(math.pi * s)))
-
-    def _minibatch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        n = self.n_train
-        if self._pos + self.batch_size > n:
-            self._order, self._pos = torch.randperm(n, generator=self.gen), 0
-        idx = self._order[self._pos:self._pos + self.batch_size]
-        self._pos += self.batch_size
-        return self.data.x_train[idx], self.data.y_train[idx]
-
     def _potential(self, net: DigitsNet, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         value = F.cross_entropy(net(xb), yb)
         if self.weight_decay:
             value = value + 0.5 * self.weight_decay * sum((p * p).sum() for p in net.parameters())
         return value
-
-    def _event(self, kind: str, **info: Any) -> None:
-        self.events.append({"kind": kind, "step": self.step_count, **info})
 
     def _neighbours(self, arch: str) -> tuple[list[str], np.ndarray]:
         if self.graph is not None:
@@ -315,46 +233,21 @@ class IndependentFlow:
     def _finite_net(net: DigitsNet) -> bool:
         return all(bool(torch.isfinite(p).all()) for p in net.parameters())
 
-    def _handle_nonfinite(self, bad: list[int], what: str) -> None:
-        """Apply the NaN policy to particles ``bad`` (indices)."""
-        if not bad:
-            return
-        if self.nonfinite == "raise":
-            raise FloatingPointError(f"particles {bad} met a non-finite {what} at step {self.step_count}")
-        N = len(self.archs)
-        healthy = [i for i in range(N) if i not in set(bad)]
-        if self.nonfinite == "kill":
-            if not healthy:
-                raise RuntimeError(f"every particle met a non-finite {what}; nothing left to run")
-            self.archs = [self.archs[i] for i in healthy]
-            self.nets = [self.nets[i] for i in healthy]
-            self.opts = [self.opts[i] for i in healthy]
-            self._event("nonfinite_kill", particles=bad, what=what)
-            log.warning("independent flow: killed particle(s) %s (non-finite %s)", bad, what)
-            return
-        if not healthy:
-            raise RuntimeError(f"every particle met a non-finite {what}; nothing to reset from")
-        donors = [healthy[int(k)] for k in self.rng.integers(len(healthy), size=len(bad))]
-        for i, j in zip(bad, donors):
-            self.archs[i] = self.archs[j]
+    # ------------------------------------------------------------------ NaN policy (FlowBase hooks)
+    def _select_state(self, idx) -> None:
+        self.nets = [self.nets[int(i)] for i in idx]
+        self.opts = [self.opts[int(i)] for i in idx]
+
+    def _copy_state(self, dst: list[int], src: list[int]) -> None:
+        for i, j in zip(dst, src):
             self.nets[i] = copy.deepcopy(self.nets[j])
             opt = self._make_opt(self.nets[i])
             # same optimiser state (moments), copied, mapped onto the copy's parameters in order
             opt.load_state_dict(copy.deepcopy(self.opts[j].state_dict()))
             self.opts[i] = opt
-        self._event("nonfinite_reset", particles=bad, donors=donors, what=what)
-        log.warning("independent flow: reset particle(s) %s to copies of %s (non-finite %s)", bad, donors, what)
 
     # ------------------------------------------------------------------ one step
-    def step(self) -> None:
-        """One diffusion step for every particle (and a jump step when due), on ``num_threads`` threads."""
-        with torch_threads(self.num_threads):
-            self._step()
-
-    def _step(self) -> None:
-        t0 = time.perf_counter()
-        xb, yb = self._minibatch()
-        lr = self._lr()
+    def _diffuse(self, xb: torch.Tensor, yb: torch.Tensor, lr: float) -> list[int]:
         noise_scale = math.sqrt(2.0 * lr * self.weight_temperature) if self.weight_temperature > 0 else 0.0
         bad = []
         for i, (net, opt) in enumerate(zip(self.nets, self.opts)):
@@ -373,12 +266,7 @@ class IndependentFlow:
                         p.add_(torch.randn(p.shape, generator=self.gen, dtype=p.dtype), alpha=noise_scale)
             if not self._finite_net(net):
                 bad.append(i)
-        self.epochs += len(self.nets) * self.batch_size / self.n_train
-        self._handle_nonfinite(bad, "loss or weights")
-        self.step_count += 1
-        if self.step_count % self.jump_every == 0:
-            self._jump(xb, yb)
-        self.seconds += time.perf_counter() - t0
+        return bad
 
     def _jump_cost(self) -> float:
         """Accounted epochs of one proposal (module docstring)."""
@@ -402,7 +290,6 @@ class IndependentFlow:
             deg = float(w.sum())
             j = int(self.rng.choice(len(names), p=w / deg))
             b, w_j = names[j], float(w[j])
-            q = w_j / deg
             net_seed = int(self.rng.integers(2**31 - 1))
             cand, info = init_after_jump(self.nets[i], a, b, self.jump_init, probe=self.probe,
                                          steps=self.transfer_steps, lam=self.transfer_lam, lr=self.transfer_lr,
@@ -425,8 +312,8 @@ class IndependentFlow:
                 if self.law.needs_temperature:
                     gap = float(np.clip(gap, -1000 * T, 1000 * T))   # glauber rates overflow beyond ~700 T
                 with np.errstate(over="ignore"):
-                    k = float(self.law.rate(np.float64(gap), np.float64(0.0), w_j, T))
-                    p = float(-np.expm1(-self.jump_dt * k / q))
+                    k = float(self.law.rate(np.float64(gap), np.float64(0.0), 1.0, T))
+                p = float(proposal_acceptance(k, deg, self.jump_dt))
                 p = p if math.isfinite(p) else 0.0
             u = float(self.rng.random())
             accepted = u < p
@@ -442,27 +329,14 @@ class IndependentFlow:
             self.jumps.append(rec)
 
     # ------------------------------------------------------------------ validation scoring
-    def evaluate(self) -> list[float]:
-        """Validation accuracy (%) of every particle's own network; records the history."""
-        t0 = time.perf_counter()
+    def _score_validation(self) -> tuple[list[float], list[list[Any]]]:
         accs, losses = [], []
         with torch.no_grad():
             for net in self.nets:
                 logits = net(self.data.x_val)
                 losses.append(float(F.cross_entropy(logits, self.data.y_val)))
                 accs.append(100.0 * float((logits.argmax(1) == self.data.y_val).double().mean()))
-        self.epochs += FORWARD_COST * len(self.nets) * self.data.x_val.shape[0] / self.n_train
-        per_arch: dict[str, list[float]] = {}
-        for a, v in zip(self.archs, accs):
-            per_arch.setdefault(a, []).append(v)
-        for a, vs in per_arch.items():
-            m = float(np.mean(vs))
-            if math.isfinite(m) and m > self.val_seen.get(a, -math.inf):
-                self.val_seen[a] = m
-        self.history.append({"step": self.step_count, "epochs": self.epochs, "T": self.temperature(),
-                             "particles": [[a, v, l] for a, v, l in zip(self.archs, accs, losses)]})
-        self.seconds += time.perf_counter() - t0
-        return accs
+        return accs, [[a, v, l] for a, v, l in zip(self.archs, accs, losses)]
 
     # ------------------------------------------------------------------ driver
     def steps_for_epochs(self, epochs: float) -> int:
@@ -472,56 +346,6 @@ class IndependentFlow:
         per_step += FORWARD_COST * N * self.data.x_val.shape[0] / self.n_train / self.eval_every
         return int(epochs // per_step)
 
-    def run(self, steps: int | None = None, *, epochs: float | None = None, benchmark: Any = None,
-            n_final: int = 2, callback: Callable[["IndependentFlow"], None] | None = None) -> IndependentFlowResult:
-        """Run the flow for ``steps`` (or the steps whose cost fits in ``epochs``), then retrain the
-        ``n_final`` best architectures by validation accuracy with ``benchmark`` (``benchmark.query(arch)``
-        trains from scratch and returns an Evaluation; None skips retraining). Raises ValueError when
-        the budget does not allow one step."""
-        if (steps is None) == (epochs is None):
-            raise ValueError("give exactly one of steps= or epochs=")
-        if steps is None:
-            steps = self.steps_for_epochs(float(epochs))
-        if steps < 1:
-            raise ValueError(f"the budget allows {steps} steps; the flow needs at least one "
-                             f"(raise epochs= or lower n_particles={self.n_particles})")
-        if n_final < 0:
-            raise ValueError(f"n_final must be >= 0, got {n_final}")
-        before = torch.get_num_threads()
-        if self.num_threads is not None:
-            torch.set_num_threads(int(self.num_threads))
-        try:
-            self.total_steps = self.step_count + int(steps)
-            if not self._zero_T:
-                self._T = temperature_schedule(self._temperature, self.total_steps)
-            while self.step_count < self.total_steps:
-                self._step()
-                if self.step_count % self.eval_every == 0 or self.step_count == self.total_steps:
-                    self.evaluate()
-                    if callback is not None:
-                        callback(self)
-            return self._finalise(benchmark, n_final, self.epochs, self.seconds)
-        finally:
-            torch.set_num_threads(before)
-
-    def ranking(self) -> list[tuple[str, float]]:
-        """Architectures by best validation accuracy seen (descending, ties by name)."""
-        return sorted(self.val_seen.items(), key=lambda kv: (-kv[1], kv[0]))
-
-    def _finalise(self, benchmark: Any, n_final: int, flow_epochs: float, seconds: float) -> IndependentFlowResult:
-        ranked = self.ranking()[:n_final] if benchmark is not None else []
-        cands, retrain_epochs = [], 0.0
-        t0 = time.perf_counter()
-        for a, seen in ranked:
-            ev = benchmark.query(a)
-            retrain_epochs += float(ev.cost)
-            cands.append((a, seen, float(ev.value), ev.test))
-        seconds += time.perf_counter() - t0
-        best = max(cands, key=lambda c: c[2]) if cands else None
-        return IndependentFlowResult(
-            best_arch=best[0] if best else (self.ranking()[0][0] if self.val_seen else None),
-            val_acc=best[2] if best else None, test_acc=best[3] if best else None, candidates=cands,
-            epochs=flow_epochs + retrain_epochs, supernet_epochs=flow_epochs, retrain_epochs=retrain_epochs,
-            seconds=seconds, history=list(self.history), events=list(self.events),
-            jumps=[dict(j) for j in self.jumps], n_proposed=self.n_proposed, n_accepted=self.n_accepted,
-            jump_init=self.jump_init)
+    def _result(self, **fields: Any) -> IndependentFlowResult:
+        return IndependentFlowResult(**fields, jumps=[dict(j) for j in self.jumps], n_proposed=self.n_proposed,
+                                     n_accepted=self.n_accepted, jump_init=self.jump_init)

@@ -36,6 +36,9 @@ counts 1/3 of that. Wall-clock seconds are kept alongside (:attr:`TrainableFlow.
 supernet pass computes every operation of the cell, so per epoch it costs more wall clock than a
 stand-alone network; both numbers are reported.
 
+The model-free scaffolding (settings checks, schedules, minibatches, NaN policy, the step / evaluation
+loop, retraining) is shared with :mod:`hotnas.flow_independent` through :class:`hotnas.flow_base.FlowBase`.
+
 **NaN policy** (``nonfinite``): a particle whose loss, gradient or weights become NaN/inf (diverged
 training) is ``"reset"`` (default) to a copy (x, g) of a uniformly chosen healthy particle, or
 ``"kill"``-ed (removed; when none is left a RuntimeError is raised), or the run raises
@@ -52,7 +55,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,23 +63,20 @@ import numpy as np
 import torch
 
 from sdot.particles import ParticleState, birth_death_step
-from sdot.rates import get_rate_law
+from sdot.rates import proposal_acceptance
 from sdot.space import SemiDiscreteSpace
 
-from .datasets import DigitsData, load_digits_splits
 from .benchmarks.trainable import torch_threads
+from .datasets import DigitsData
+from .flow_base import FORWARD_COST, NONFINITE_POLICIES, FlowBase  # noqa: F401  (re-exported)
 from .graph import ArchitectureGraph
-from .optimisers.flow import table_potential, temperature_schedule
+from .optimisers.flow import table_potential
 from .spaces.nb201 import NB201Space
 from .supernet import NetConfig, SuperNet, encode_arch
 
 __all__ = ["TrainableFlow", "TrainableFlowResult", "FORWARD_COST"]
 
 log = logging.getLogger("hotnas.flow")
-
-#: Cost of a forward-only pass relative to a forward + backward pass (epoch accounting).
-FORWARD_COST = 1.0 / 3.0
-NONFINITE_POLICIES = ("reset", "kill", "raise")
 
 
 @dataclass
@@ -107,7 +106,7 @@ class TrainableFlowResult:
         return dict(self.__dict__)
 
 
-class TrainableFlow:
+class TrainableFlow(FlowBase):
     """The trainable-mode flow (module docstring).
 
     Args:
@@ -138,6 +137,8 @@ class TrainableFlow:
         num_threads: torch threads during the run (None = leave as is).
     """
 
+    _diffusion_failure = "loss, gradient or weights"
+
     def __init__(self, space: NB201Space | None = None, *, data: DigitsData | None = None,
                  config: NetConfig | None = None, n_particles: int = 8, lr: float = 1.0,
                  lr_schedule: str = "cosine", weight_decay: float = 1e-4, weight_temperature: float = 0.0,
@@ -147,147 +148,44 @@ class TrainableFlow:
                  graph: ArchitectureGraph | None = None, distance: Any = "hotnn", lengthscale: float = 0.1,
                  eval_every: int = 25, init: str | Sequence[str] = "random", same_init: bool = False,
                  nonfinite: str = "reset", seed: int = 0, num_threads: int | None = 1):
-        if not isinstance(n_particles, (int, np.integer)) or n_particles < 1:
-            raise ValueError(f"n_particles must be a positive integer, got {n_particles!r}")
+        self._setup(space, data, config, n_particles=n_particles, lr=lr, lr_schedule=lr_schedule,
+                    weight_decay=weight_decay, weight_temperature=weight_temperature, law=law,
+                    temperature=temperature, jump_dt=jump_dt, jump_every=jump_every, batch_size=batch_size,
+                    eval_every=eval_every, nonfinite=nonfinite, seed=seed, num_threads=num_threads)
         if birth_death < 0 or not math.isfinite(birth_death):
             raise ValueError(f"birth_death must be a finite rate >= 0, got {birth_death!r}")
         if birth_death > 0 and n_particles < 2:
             raise ValueError(f"birth-death needs at least 2 particles, got n_particles={n_particles}")
-        for nm, v in (("lr", lr), ("jump_dt", jump_dt)):
-            if not math.isfinite(v) or v <= 0:
-                raise ValueError(f"{nm} must be a finite number > 0, got {v!r}")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
-        if weight_temperature < 0 or weight_decay < 0:
-            raise ValueError("weight_temperature and weight_decay must be >= 0")
-        if batch_size < 2 or jump_every < 1 or eval_every < 1:
-            raise ValueError("batch_size must be >= 2, jump_every and eval_every >= 1")
-        if lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
-        if nonfinite not in NONFINITE_POLICIES:
-            raise ValueError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
-        self.law = get_rate_law(law)
-        if not self.law.linear:
-            raise ValueError(f"rate law {law!r} has no jump rate; use glauber, metropolis or upwind")
-        self.space = space or NB201Space()
-        self.data = data if data is not None else load_digits_splits(0)
-        self.config = config or NetConfig()
         self.supernet = SuperNet(self.config, weight_decay=weight_decay)
-        self.n_particles = int(n_particles)
-        self.lr, self.lr_schedule = float(lr), lr_schedule
-        self.weight_temperature = float(weight_temperature)
         self.momentum = float(momentum)
-        self._temperature = temperature
-        self._T = temperature_schedule(temperature, 1)
-        self.jump_dt, self.jump_every = float(jump_dt), int(jump_every)
         self.birth_death = float(birth_death)
-        self.batch_size = int(batch_size)
-        self.eval_every = int(eval_every)
-        self.nonfinite = nonfinite
-        self.num_threads = num_threads
         self.graph = graph if graph is not None else ArchitectureGraph(self.space, distance=distance,
                                                                        lengthscale=lengthscale)
-        self.rng = np.random.default_rng(seed)
-        self.gen = torch.Generator().manual_seed(int(seed))
-        if isinstance(init, str):
-            if init != "random":
-                raise ValueError(f"init must be 'random' or a list of architectures, got {init!r}")
-            archs: list[str] = []
-            while len(archs) < self.n_particles:
-                a = self.space.sample(self.rng)
-                if a not in archs or len(archs) >= len(self.space):
-                    archs.append(a)
-        else:
-            archs = [self.space.canonical(a) for a in init]
-            if len(archs) != self.n_particles:
-                raise ValueError(f"init lists {len(archs)} architectures for {self.n_particles} particles")
-        self.archs: list[str] = archs
+        self.archs: list[str] = self._initial_archs(init)
         self.theta = self.supernet.init(self.n_particles, seed=int(seed), same=same_init)
         self.velocity = torch.zeros_like(self.theta) if self.momentum > 0 else None
-        self.step_count = 0
-        self.total_steps = 1
-        self.epochs = 0.0
-        self.seconds = 0.0
+        self._start_counters()
         self.loss_ema = np.full(self.n_particles, np.nan)
-        self.val_seen: dict[str, float] = {}     # arch -> best weight-shared val accuracy seen
-        self.history: list[dict[str, Any]] = []
-        self.events: list[dict[str, Any]] = []
-        self.n_accepted = 0
-        self.n_proposed = 0
-        self._order = torch.randperm(self.data.x_train.shape[0], generator=self.gen)
-        self._pos = 0
 
-    # ------------------------------------------------------------------ helpers
-    @property
-    def n_train(self) -> int:
-        return int(self.data.x_train.shape[0])
-
-    def temperature(self) -> float:
-        T = float(self._T(min(1.0, self.step_count / max(1, self.total_steps)), self.step_count))
-        if not math.isfinite(T) or T <= 0:
-            raise ValueError(f"the temperature schedule returned T = {T!r}")
-        return T
-
-    def _lr(self) -> float:
-        if self.lr_schedule == "constant":
-            return self.lr
-        s = min(1.0, self.step_count / max(1, self.total_steps))
-        return max(1e-6 * self.lr, 0.5 * self.lr * (1.0 + math.cos(math.pi * s)))
-
-    def _minibatch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        n = self.n_train
-        if self._pos + self.batch_size > n:
-            self._order, self._pos = torch.randperm(n, generator=self.gen), 0
-        idx = self._order[self._pos:self._pos + self.batch_size]
-        self._pos += self.batch_size
-        return self.data.x_train[idx], self.data.y_train[idx]
-
-    def _event(self, kind: str, **info: Any) -> None:
-        self.events.append({"kind": kind, "step": self.step_count, **info})
-
-    def _handle_nonfinite(self, bad: np.ndarray, what: str) -> None:
-        """Apply the NaN policy to particles ``bad`` (indices)."""
-        if bad.size == 0:
-            return
-        if self.nonfinite == "raise":
-            raise FloatingPointError(f"particles {bad.tolist()} met a non-finite {what} at step {self.step_count}")
-        N = len(self.archs)
-        healthy = np.setdiff1d(np.arange(N), bad)
-        if self.nonfinite == "kill":
-            if healthy.size == 0:
-                raise RuntimeError(f"every particle met a non-finite {what}; nothing left to run")
-            self.theta = self.theta[torch.as_tensor(healthy)].clone()
-            if self.velocity is not None:
-                self.velocity = self.velocity[torch.as_tensor(healthy)].clone()
-            self.archs = [self.archs[i] for i in healthy]
-            self.loss_ema = self.loss_ema[healthy]
-            self._event("nonfinite_kill", particles=bad.tolist(), what=what)
-            log.warning("flow: killed particle(s) %s (non-finite %s)", bad.tolist(), what)
-            return
-        if healthy.size == 0:
-            raise RuntimeError(f"every particle met a non-finite {what}; nothing to reset from")
-        donors = healthy[self.rng.integers(healthy.size, size=bad.size)]
-        self.theta[torch.as_tensor(bad)] = self.theta[torch.as_tensor(donors)]
+    # ------------------------------------------------------------------ NaN policy (FlowBase hooks)
+    def _select_state(self, idx) -> None:
+        t = torch.as_tensor(idx)
+        self.theta = self.theta[t].clone()
         if self.velocity is not None:
-            self.velocity[torch.as_tensor(bad)] = self.velocity[torch.as_tensor(donors)]
-        for i, j in zip(bad, donors):
-            self.archs[int(i)] = self.archs[int(j)]
-        self.loss_ema[bad] = self.loss_ema[donors]
-        self._event("nonfinite_reset", particles=bad.tolist(), donors=donors.tolist(), what=what)
-        log.warning("flow: reset particle(s) %s to copies of %s (non-finite %s)", bad.tolist(), donors.tolist(), what)
+            self.velocity = self.velocity[t].clone()
+        self.loss_ema = self.loss_ema[idx]
+
+    def _copy_state(self, dst: list[int], src: list[int]) -> None:
+        self.theta[torch.as_tensor(dst)] = self.theta[torch.as_tensor(src)]
+        if self.velocity is not None:
+            self.velocity[torch.as_tensor(dst)] = self.velocity[torch.as_tensor(src)]
+        self.loss_ema[dst] = self.loss_ema[src]
 
     # ------------------------------------------------------------------ one step
-    def step(self) -> None:
-        """One diffusion step (and a jump / birth-death step when due), on ``num_threads`` threads."""
-        with torch_threads(self.num_threads):
-            self._step()
-
-    def _step(self) -> None:
-        t0 = time.perf_counter()
-        xb, yb = self._minibatch()
-        N = len(self.archs)
+    def _diffuse(self, xb: torch.Tensor, yb: torch.Tensor, lr: float) -> np.ndarray:
         A = encode_arch(self.archs)
-        lr = self._lr()
         if self.velocity is None:
             new, values = self.supernet.step(self.theta, A, xb, yb, lr=lr, temperature=self.weight_temperature,
                                              generator=self.gen)
@@ -300,29 +198,26 @@ class TrainableFlow:
             new = self.theta + vel
             okv = torch.isfinite(vel).all(dim=1)
             self.velocity = torch.where(okv[:, None], vel, self.velocity)
-        self.epochs += N * self.batch_size / self.n_train
         ok = torch.isfinite(values) & torch.isfinite(new).all(dim=1)
         self.theta = torch.where(ok[:, None], new, self.theta)
         v = values.detach().numpy().astype(float)
         fin = np.isfinite(v)
         self.loss_ema = np.where(np.isnan(self.loss_ema), v, 0.9 * self.loss_ema + 0.1 * v)
-        self._handle_nonfinite(np.flatnonzero(~ok.numpy() | ~fin), "loss, gradient or weights")
-        self.step_count += 1
-        if self.step_count % self.jump_every == 0:
-            self._jump(xb, yb)
-            if self.birth_death > 0 and len(self.archs) >= 2:
-                self._birth_death()
-        self.seconds += time.perf_counter() - t0
+        return np.flatnonzero(~ok.numpy() | ~fin)
+
+    def _after_jump(self) -> None:
+        if self.birth_death > 0 and len(self.archs) >= 2:
+            self._birth_death()
 
     def _jump(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
         N = len(self.archs)
         T = self.temperature()
-        props, ratios = [], np.empty(N)
+        props, deg = [], np.empty(N)
         for i, a in enumerate(self.archs):
             names, w = self.graph.neighbours(a)
             j = int(self.rng.choice(len(names), p=w / w.sum()))
             props.append(names[j])
-            ratios[i] = w.sum() / w[j]                     # 1 / q(g'|g) with q = w / deg
+            deg[i] = w.sum()
         both = encode_arch(self.archs + props)
         f = self.supernet.losses(torch.cat([self.theta, self.theta]), both, xb, yb).double().numpy()
         self.epochs += FORWARD_COST * 2 * N * self.batch_size / self.n_train
@@ -335,7 +230,9 @@ class TrainableFlow:
         with np.errstate(over="ignore", invalid="ignore"):
             gap = np.clip(f_from - f_to, -1000 * T, 1000 * T)   # glauber rates overflow beyond ~700 T
             k = np.asarray(self.law.rate(gap, np.zeros(N), 1.0, T), dtype=float)
-            p = -np.expm1(-self.jump_dt * k * ratios)
+            # k is the unit-weight rate; proposing with q = w / deg and accepting with
+            # 1 - exp(-dt deg k) jumps at rate w k (sdot.rates.proposal_acceptance)
+            p = proposal_acceptance(k, deg, self.jump_dt)
         p = np.where(np.isfinite(f_from) & ~bad_to & np.isfinite(p), p, 0.0)
         u = self.rng.random(N)
         acc = np.flatnonzero(u < p)
@@ -356,32 +253,15 @@ class TrainableFlow:
                          density="kde")
         src = st.g.copy()
         if np.any(src != np.arange(N)):
-            self.theta = self.theta[torch.as_tensor(src)].clone()
-            if self.velocity is not None:
-                self.velocity = self.velocity[torch.as_tensor(src)].clone()
-            self.archs = [self.archs[int(j)] for j in src]
-            self.loss_ema = self.loss_ema[src]
+            self._select_particles(src)
 
     # ------------------------------------------------------------------ validation scoring
-    def evaluate(self) -> list[float]:
-        """Validation accuracy (%) of every particle with its own weights; records the history."""
-        t0 = time.perf_counter()
+    def _score_validation(self) -> tuple[list[float], list[list[Any]]]:
         A = encode_arch(self.archs)
         with torch_threads(self.num_threads):
             _, acc = self.supernet.evaluate(self.theta, A, self.data.x_val, self.data.y_val)
-        self.epochs += FORWARD_COST * len(self.archs) * self.data.x_val.shape[0] / self.n_train
         accs = acc.double().numpy().tolist()
-        per_arch: dict[str, list[float]] = {}
-        for a, v in zip(self.archs, accs):
-            per_arch.setdefault(a, []).append(v)
-        for a, vs in per_arch.items():
-            m = float(np.mean(vs))
-            if math.isfinite(m) and m > self.val_seen.get(a, -math.inf):
-                self.val_seen[a] = m
-        self.history.append({"step": self.step_count, "epochs": self.epochs, "T": self.temperature(),
-                             "particles": [[a, v] for a, v in zip(self.archs, accs)]})
-        self.seconds += time.perf_counter() - t0
-        return accs
+        return accs, [[a, v] for a, v in zip(self.archs, accs)]
 
     # ------------------------------------------------------------------ driver
     def cost_of_steps(self, steps: int) -> float:
@@ -403,52 +283,8 @@ class TrainableFlow:
             lo, hi = (mid, hi) if self.cost_of_steps(mid) <= epochs else (lo, mid)
         return lo
 
-    def run(self, steps: int | None = None, *, epochs: float | None = None, benchmark: Any = None,
-            n_final: int = 2, callback: Callable[["TrainableFlow"], None] | None = None) -> TrainableFlowResult:
-        """Run the flow for ``steps`` (or the steps whose cost fits in ``epochs``), then retrain the
-        ``n_final`` best architectures by weight-shared validation accuracy with ``benchmark``
-        (``benchmark.query(arch)`` must train from scratch and return an Evaluation; None skips
-        retraining). Raises ValueError when the budget does not allow one step."""
-        if (steps is None) == (epochs is None):
-            raise ValueError("give exactly one of steps= or epochs=")
-        if steps is None:
-            steps = self.steps_for_epochs(float(epochs))
-        if steps < 1:
-            raise ValueError(f"the budget allows {steps} steps; the flow needs at least one "
-                             f"(raise epochs= or lower n_particles={self.n_particles})")
-        if n_final < 0:
-            raise ValueError(f"n_final must be >= 0, got {n_final}")
-        with torch_threads(self.num_threads):
-            self.total_steps = self.step_count + int(steps)
-            self._T = temperature_schedule(self._temperature, self.total_steps)
-            while self.step_count < self.total_steps:
-                self.step()
-                if self.step_count % self.eval_every == 0 or self.step_count == self.total_steps:
-                    self.evaluate()
-                    if callback is not None:
-                        callback(self)
-            supernet_epochs, seconds = self.epochs, self.seconds
-        return self._finalise(benchmark, n_final, supernet_epochs, seconds)
-
-    def ranking(self) -> list[tuple[str, float]]:
-        """Architectures by best weight-shared validation accuracy seen (descending, ties by name)."""
-        return sorted(self.val_seen.items(), key=lambda kv: (-kv[1], kv[0]))
-
-    def _finalise(self, benchmark: Any, n_final: int, supernet_epochs: float, seconds: float) -> TrainableFlowResult:
-        ranked = self.ranking()[:n_final] if benchmark is not None else []
-        cands, retrain_epochs = [], 0.0
-        t0 = time.perf_counter()
-        for a, shared in ranked:
-            ev = benchmark.query(a)
-            retrain_epochs += float(ev.cost)
-            cands.append((a, shared, float(ev.value), ev.test))
-        seconds += time.perf_counter() - t0
-        best = max(cands, key=lambda c: c[2]) if cands else None
-        return TrainableFlowResult(
-            best_arch=best[0] if best else (self.ranking()[0][0] if self.val_seen else None),
-            val_acc=best[2] if best else None, test_acc=best[3] if best else None, candidates=cands,
-            epochs=supernet_epochs + retrain_epochs, supernet_epochs=supernet_epochs,
-            retrain_epochs=retrain_epochs, seconds=seconds, history=list(self.history), events=list(self.events))
+    def _result(self, **fields: Any) -> TrainableFlowResult:
+        return TrainableFlowResult(**fields)
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:

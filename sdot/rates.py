@@ -38,6 +38,7 @@ __all__ = [
     "metropolis",
     "upwind",
     "logmean_law",
+    "proposal_acceptance",
 ]
 
 
@@ -150,6 +151,29 @@ logmean_law = RateLaw("logmean", linear=False, gibbs_reversible=True, needs_temp
                       _flux=_logmean_flux)
 
 RATE_LAWS: dict[str, RateLaw] = {}
+
+
+def proposal_acceptance(rate: Any, degree: Any, dt: float) -> np.ndarray:
+    """Acceptance probability of a jump g -> h proposed with probability ``q = w(g, h) / deg(g)``.
+
+    ``rate`` is the law's rate for unit weight, r = k(g -> h) / w(g, h). The proposed-then-accepted
+    chain must jump to h at the rate ``w r`` over a time ``dt``; accepting with
+
+        p = 1 - exp(-dt w r / q) = 1 - exp(-dt deg(g) r)
+
+    gives ``P(g -> h) = q p = dt w r + O(dt^2)``: the weight cancels, only the degree is left.
+    An overflowing rate (+inf) is accepted with probability 1, a NaN rate with 0. Shapes of
+    ``rate`` and ``degree`` broadcast; returns an array in [0, 1].
+    """
+    r = np.asarray(rate, dtype=float)
+    deg = np.asarray(degree, dtype=float)
+    if np.any(~(deg > 0)):
+        raise ValueError(f"the degree deg(g) = sum_h w(g, h) must be > 0, got {degree!r}")
+    if not np.isfinite(dt) or dt <= 0:
+        raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = -np.expm1(-float(dt) * deg * r)
+    return np.where(np.isnan(p), 0.0, np.clip(p, 0.0, 1.0))
 
 
 def register_rate_law(law: RateLaw) -> RateLaw:

@@ -99,3 +99,24 @@ def test_gradients_against_finite_differences():
     assert np.allclose(dw.grad(x, g), fd, atol=1e-7)
     cp = CallablePotential(lambda x, g: (x**4).sum(1) + g, 3, 2)  # autograd path
     assert np.allclose(cp.grad(x, g), 4 * x**3)
+
+
+def test_proposal_acceptance_gives_the_law_rate_on_weighted_graphs():
+    """Proposing h with q = w/deg and accepting with p gives P(g -> h) = dt w r + O(dt^2),
+    whatever the weights (a weight-dependent acceptance would miss this by a factor w)."""
+    from sdot.rates import glauber, proposal_acceptance
+
+    rng = np.random.default_rng(3)
+    w = rng.uniform(0.05, 2.0, 7)
+    deg = w.sum()
+    gap = rng.normal(size=7)
+    r = glauber.rate(gap, np.zeros(7), 1.0, 0.4)          # unit-weight rates
+    for dt in (1e-3, 1e-5):
+        P = (w / deg) * proposal_acceptance(r, deg, dt)
+        np.testing.assert_allclose(P, dt * w * r, rtol=dt * deg * r.max())
+    assert proposal_acceptance(np.inf, 2.0, 0.1) == 1.0
+    assert proposal_acceptance(np.nan, 2.0, 0.1) == 0.0
+    with pytest.raises(ValueError, match="degree"):
+        proposal_acceptance(1.0, 0.0, 0.1)
+    with pytest.raises(ValueError, match="dt"):
+        proposal_acceptance(1.0, 1.0, -1.0)
