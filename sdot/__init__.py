@@ -12,22 +12,22 @@ from .diagnostics import (chi_square_to_gibbs, diagnose, dissipation, energy_dis
 from .energy import FreeEnergy, gibbs_node_masses_quadratic
 from .flow import Flow, Trajectory, solve
 from .grid import Grid, GridSolver, StabilityError
-from .hamiltonian import DampedHamiltonian
+from .hamiltonian import DampedHamiltonian, GridHamiltonian, HamiltonianTrajectory
 from .jko import EntropicJKOStep, JKOStep, two_point_distance
 from .nas_rules import NASAGD, NASGD, QuadraticLadder, nasagd_mean_field, nasgd_mean_field, nasgd_step
 from .particles import (NonFiniteError, ParticleSolver, ParticleState, birth_death_step, gibbs_node_masses,
                         jump_step, langevin_step, lie_step, ou_step, strang_step, underdamped_step)
 from .potentials import CallablePotential, DoubleWellPotential, Potential, QuadraticPotential
-from .rates import RATE_LAWS, RateLaw, get_rate_law, logmean, register_rate_law
+from .rates import RATE_LAWS, RateLaw, get_rate_law, logmean, proposal_acceptance, register_rate_law
 from .schedules import SCHEDULES, get_schedule
 from .space import SemiDiscreteSpace
 
 __all__ = [
     "SemiDiscreteSpace", "Potential", "QuadraticPotential", "DoubleWellPotential", "CallablePotential",
-    "RateLaw", "RATE_LAWS", "get_rate_law", "register_rate_law", "logmean",
+    "RateLaw", "RATE_LAWS", "get_rate_law", "register_rate_law", "logmean", "proposal_acceptance",
     "FreeEnergy", "gibbs_node_masses_quadratic",
     "Grid", "GridSolver", "StabilityError", "JKOStep", "EntropicJKOStep", "two_point_distance",
-    "DampedHamiltonian", "Flow", "Trajectory", "solve", "SCHEDULES", "get_schedule",
+    "DampedHamiltonian", "GridHamiltonian", "HamiltonianTrajectory", "Flow", "Trajectory", "solve", "SCHEDULES", "get_schedule",
     "node_masses", "dissipation", "energy_dissipation_residual", "kl_to_gibbs", "chi_square_to_gibbs",
     "tv_node_masses", "diagnose",
     "ParticleState", "ParticleSolver", "jump_step", "langevin_step", "ou_step", "underdamped_step",

@@ -654,16 +654,34 @@ class GridSolver:
         return np.einsum("mgh,mh->gm", Binv, X).ravel()
 
     def _expm(self, t: float, r: np.ndarray) -> np.ndarray:
-        """exp(t A) r: dense ``scipy.linalg.expm`` for small systems, else ``expm_multiply``."""
+        """exp(t A) r: dense ``scipy.linalg.expm`` for small systems, else ``expm_multiply``.
+
+        Guarded: with huge rates (wide box, small T) ``||t A||_1`` can reach 1e50 and more, where
+        scaling and squaring overflows (NaN) and ``expm_multiply`` would need ~||t A||_1 products.
+        The result must be finite and keep the mass (``1^T exp(tA) = 1^T``) to a relative 1e-8;
+        otherwise a FloatingPointError names the norm.
+        """
+        # ||t A||_1: the largest column sum of |t A|
+        norm = float(t) * float(np.asarray(abs(self.A).sum(axis=0)).max(initial=0.0))
         if self.n_states <= 1500:
             import scipy.linalg as sla
 
             key = ("expm", float(t))
             E = self._lu.get(key)
             if E is None:
-                E = self._lu[key] = sla.expm(self.A.toarray() * t)
-            return E @ r
-        return spla.expm_multiply(self.A * t, r)
+                with np.errstate(all="ignore"):
+                    E = sla.expm(self.A.toarray() * t)
+                _check_expm_result(E @ r, r, norm)  # a bad matrix is never cached
+                self._lu[key] = E
+            return _check_expm_result(E @ r, r, norm)
+        if norm > _EXPM_MULTIPLY_MAX_NORM:
+            raise FloatingPointError(
+                f"expm reference refused: ||t A||_1 = {norm:.3g} (t = {t:g}) would need ~{norm:.1g} sparse "
+                f"products in expm_multiply (limit {_EXPM_MULTIPLY_MAX_NORM:.0e}); the rates are huge (wide box "
+                "or small T). Use method='implicit' or a smaller t")
+        with np.errstate(all="ignore"):
+            out = spla.expm_multiply(self.A * t, r)
+        return _check_expm_result(out, r, norm)
 
     def evolve(self, rho0: Any, t_final: float, tau: float, method: str | None = None,
                callback: Any = None) -> np.ndarray:
@@ -711,6 +729,22 @@ class _Tridiagonal:
         if info != 0:
             raise np.linalg.LinAlgError(f"tridiagonal solve failed (info = {info})")
         return x
+
+
+_EXPM_MULTIPLY_MAX_NORM = 1e8
+
+
+def _check_expm_result(out: np.ndarray, r: np.ndarray, norm: float, rtol: float = 1e-8) -> np.ndarray:
+    """Return ``out`` = exp(tA) r if it is finite and keeps the mass of ``r``; else FloatingPointError."""
+    mass0 = float(np.sum(r))
+    finite = bool(np.all(np.isfinite(out)))
+    mass1 = float(np.sum(out)) if finite else float("nan")
+    if not finite or abs(mass1 - mass0) > rtol * max(float(np.sum(np.abs(r))), 1e-300):
+        what = "is not finite" if not finite else f"changed the mass from {mass0!r} to {mass1!r}"
+        raise FloatingPointError(
+            f"the expm reference blew up: exp(tA) rho {what}; ||t A||_1 = {norm:.3g} is too large for "
+            "scaling and squaring (huge rates: wide box or small T). Use method='implicit' or a smaller t")
+    return out
 
 
 def n_steps(t_final: float, tau: float) -> int:

@@ -58,8 +58,8 @@ def logmean(a: Any, b: Any) -> Any:
     e = (hi - lo) / safe_lo
     small = e < 1e-3
     series = lo * (1 + e / 2 - e**2 / 12 + e**3 / 24 - 19 * e**4 / 720)
-    denom = xp.log(xp.where(small | (lo <= 0), xp.ones_like(hi) * 2, hi)) - xp.log(
-        xp.where(small | (lo <= 0), xp.ones_like(lo), safe_lo))
+    # log(hi/lo) = log1p(e): no cancellation just above the series threshold
+    denom = xp.log1p(xp.where(small | (lo <= 0), xp.ones_like(e), e))
     quotient = (hi - lo) / denom
     out = xp.where(small, series, quotient)
     return xp.where(lo <= 0, xp.zeros_like(out), out)

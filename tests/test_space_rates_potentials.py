@@ -120,3 +120,14 @@ def test_proposal_acceptance_gives_the_law_rate_on_weighted_graphs():
         proposal_acceptance(1.0, 0.0, 0.1)
     with pytest.raises(ValueError, match="dt"):
         proposal_acceptance(1.0, 1.0, -1.0)
+
+
+def test_logmean_is_accurate_just_above_its_series_threshold():
+    """Lambda(1, 1 + e) against its Taylor series (error < e^5 / 50 < 1e-16 here) for e just above the
+    switch to the quotient form, where log(hi) - log(lo) used to cancel to ~1e-12."""
+    from sdot.rates import logmean
+
+    e = np.linspace(1.0001e-3, 3e-3, 50)
+    series = 1 + e / 2 - e**2 / 12 + e**3 / 24 - 19 * e**4 / 720 + 3 * e**5 / 160
+    a = 0.37
+    np.testing.assert_allclose(logmean(np.full_like(e, a), a * (1 + e)), a * series, rtol=3e-15, atol=0)
