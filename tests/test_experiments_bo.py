@@ -23,3 +23,21 @@ def test_bench_bo_runs(data_dir):
 
     out = main(["--n-obs", "25", "--pool", "20", "--repeats", "1", "--data", str(data_dir / "nb201_cifar10.csv")])
     assert out["median_s"] > 0
+
+
+def test_bo_vs_flow_smoke(tmp_path, data_dir):
+    """Both parts of the BO-versus-flow study run end to end; every method spends exactly its budget
+    (tabular) or its epochs (trainable), and the tables and plots are written."""
+    from experiments.bo_vs_flow import main
+
+    out = main(["--smoke", "--workers", "1", "--data", str(data_dir / "nb201_cifar10.csv"), "--out", str(tmp_path)])
+    tab, tr = out["tabular"], out["trainable"]
+    assert tab and tr
+    saved = json.loads((tmp_path / "tabular.json").read_text())
+    runs = saved["runs"]
+    assert {r["label"] for r in runs} == {"flow", "flow-accel", "flow-gp", "evolution", "random"}
+    assert all(r["n_queries"] <= 30 and len(r["values"]) == r["n_queries"] for r in runs)
+    for name in ("tabular.md", "regret.png", "mass.png", "trainable.md", "trainable.json"):
+        assert (tmp_path / name).exists(), name
+    trs = json.loads((tmp_path / "trainable.json").read_text())["runs"]
+    assert all(r["epochs"] <= 6 + 1e-9 for r in trs)
