@@ -36,7 +36,7 @@ def _clear_caches() -> None:
     from hotnas.spaces import nb201
 
     ifgw._FEATURE_CACHE.clear()
-    for f in (nb201._cell_of, nb201._network_of, nb201._canonical):
+    for f in (nb201._cell_of, nb201._canonical_pruned, nb201._network_of, nb201._canonical):
         f.cache_clear()
 
 

@@ -49,12 +49,22 @@ _OT_METHODS = ("hotnn", "ifgw")
 _WORKER: dict[str, Any] = {}
 
 
-def _summarise_chunk(archs: list[str]) -> list[tuple[str, NetworkSummary, dict[str, CellFeatures]]]:
+def _summarise_chunk(archs: list[str]) -> list[tuple[str, NetworkSummary | str, dict[str, CellFeatures]]]:
+    """(arch, summary, features of its cells) per architecture; to keep what is pickled back small,
+    a network already summarised in this chunk is sent as its hash and a cell's features only once."""
     space, fopts = _WORKER["space"], _WORKER["fopts"]
-    out = []
+    out: list[tuple[str, NetworkSummary | str, dict[str, CellFeatures]]] = []
+    nets: set[str] = set()
+    cells: set[str] = set()
     for a in archs:
         net = space.to_network(a)
-        feats = {h: features_cached(c, fopts) for h, c in net.unique_cells().items()}
+        h = net.canonical_hash
+        if h in nets:
+            out.append((a, h, {}))
+            continue
+        nets.add(h)
+        feats = {c: features_cached(cell, fopts) for c, cell in net.unique_cells().items() if c not in cells}
+        cells.update(feats)
         out.append((a, summarise(net), feats))
     return out
 
@@ -211,7 +221,12 @@ class PairwiseDistances:
         else:
             _WORKER.update(space=self.space, fopts=fopts)
             results = _summarise_chunk(todo)
+        by_hash: dict[str, NetworkSummary] = {}
         for a, s, feats in results:
+            if isinstance(s, str):  # a network summarised earlier in the same chunk
+                s = by_hash[s]
+            else:
+                by_hash[s.hash] = s
             self._summ[a] = s
             for h, f in feats.items():
                 self._feats.setdefault(h, f)
@@ -220,41 +235,53 @@ class PairwiseDistances:
         """Compute missing distances of canonical-string pairs; return their cache keys."""
         if self.method not in _OT_METHODS:
             return self._ensure_generic(pairs)
-        self._prepare([x for p in pairs for x in p])
-        summ = self._summ
-        keys: list[tuple[str, str] | None] = []
-        missing: dict[tuple[str, str], tuple[NetworkSummary, NetworkSummary]] = {}
-        for a, b in pairs:
-            sa, sb = summ[a], summ[b]
-            if sa.hash == sb.hash:
-                keys.append(None)
-                continue
-            k = cell_key(sa.hash, sb.hash)
-            keys.append(k)
-            if k not in self._dnet and k not in missing:
-                missing[k] = (sa, sb)
+        names = list(dict.fromkeys(x for p in pairs for x in p))
+        self._prepare(names)
+        summ, dnet = self._summ, self._dnet
+        # many pairs (a mutation graph): comprehensions over hashes, one summary per network hash
+        by_hash = {summ[a].hash: summ[a] for a in names}
+        hash_of = {a: summ[a].hash for a in names}
+        keys: list[tuple[str, str] | None] = [
+            None if x == y else ((x, y) if x <= y else (y, x))
+            for x, y in ((hash_of[a], hash_of[b]) for a, b in pairs)
+        ]
+        missing: dict[tuple[str, str], tuple[NetworkSummary, NetworkSummary]] = {
+            k: (by_hash[k[0]], by_hash[k[1]]) for k in dict.fromkeys(keys) if k is not None and k not in dnet
+        }
         if not missing:
             return keys
         if self.method == "ifgw":
             for sa, sb in missing.values():
                 if len(set(sa.cell_hashes)) != 1 or len(set(sb.cell_hashes)) != 1:
-                    raise ValueError("method 'ifgw' compares single cells; this space has several cell types (use 'hotnn')")
+                    raise ValueError(
+                        "method 'ifgw' compares single cells; this space has several cell types (use 'hotnn')"
+                    )
         need: set[tuple[str, str]] = set()
+        dcell = self._dcell
         for sa, sb in missing.values():
+            if sa.repeated and sb.repeated:  # one cell each (the common case): one cell pair
+                h1, h2 = sa.cell_hashes[0], sb.cell_hashes[0]
+                if h1 != h2:
+                    k = (h1, h2) if h1 <= h2 else (h2, h1)
+                    if k not in dcell:
+                        need.add(k)
+                continue
             for h1 in set(sa.cell_hashes):
                 for h2 in set(sb.cell_hashes):
                     if h1 != h2:
                         k = cell_key(h1, h2)
-                        if k not in self._dcell:
+                        if k not in dcell:
                             need.add(k)
         self._solve_cells(list(need))
         mu, tau = (0.0, 0.0) if self.method == "ifgw" else (self._opt.mu, self._opt.tau)
+        single = self.method == "ifgw"
         for k, (sa, sb) in missing.items():
-            if self.method == "ifgw":
+            if single or (sa.repeated and sb.repeated and sa.frame == sb.frame):
+                # one cell repeated in the same frame: HOTNN = d_cell (see hotnn.outer_cost)
                 h1, h2 = sa.cell_hashes[0], sb.cell_hashes[0]
-                self._dnet[k] = 0.0 if h1 == h2 else self._dcell[cell_key(h1, h2)]
+                dnet[k] = 0.0 if h1 == h2 else dcell[(h1, h2) if h1 <= h2 else (h2, h1)]
             else:
-                self._dnet[k] = outer_cost(sa, sb, self._dcell, mu, tau)
+                dnet[k] = outer_cost(sa, sb, dcell, mu, tau)
         self.stats["network_pairs"] += len(missing)
         return keys
 
@@ -263,9 +290,11 @@ class PairwiseDistances:
             return
         feats, opt = self._feats, self._opt.cell
         # sort by problem shape so that each chunk holds few shape groups
-        keys.sort(key=lambda k: (feats[k[0]].n, feats[k[1]].n))
+        size = {h: f.n for h, f in feats.items()}
+        keys.sort(key=lambda k: size[k[0]] * 4096 + size[k[1]])
         if self.n_jobs > 1 and len(keys) >= self.min_parallel:
-            chunks = _split(keys, 4 * self.n_jobs, 1000)
+            # many chunks: their costs differ (keys are sorted by shape), so balance dynamically
+            chunks = _split(keys, 16 * self.n_jobs, 1000)
             with self._pool(feats=feats, cell_opt=opt) as ex:
                 vals = np.concatenate(list(ex.map(_cell_chunk, chunks)))
         else:

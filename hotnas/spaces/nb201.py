@@ -107,9 +107,19 @@ def _pruned_structure(alive: tuple[bool, ...]) -> tuple[tuple[int, ...], np.ndar
 @lru_cache(maxsize=32768)
 def _cell_of(arch: str) -> Cell:
     ops = parse_arch(arch)
-    kept, A = _pruned_structure(tuple(o != "none" for o in ops))
+    kept, _ = _pruned_structure(tuple(o != "none" for o in ops))
     labels = (INPUT, *ops, OUTPUT)
-    return Cell._trusted(A, tuple(labels[i] for i in kept), None).canonical()
+    return _canonical_pruned(kept, tuple(labels[i] for i in kept))
+
+
+@lru_cache(maxsize=32768)
+def _canonical_pruned(kept: tuple[int, ...], labels: tuple[str, ...]) -> Cell:
+    # the 15,625 strings prune to far fewer labelled cells (operations on dead edges do not matter),
+    # so the canonical form (WL refinement, the costly part) is computed once per pruned cell
+    A = np.zeros((8, 8), dtype=np.int8)
+    for u, v in NODE_ADJACENCY:
+        A[u, v] = 1
+    return Cell._trusted(np.ascontiguousarray(A[np.ix_(kept, kept)]), labels, None).canonical()
 
 
 @lru_cache(maxsize=1)
