@@ -202,3 +202,13 @@ def test_engine_matrix_pairs_grow_and_parallel():
     assert np.array_equal(par.matrix(archs), D)
     B = eng.matrix(archs[:3], archs[3:8])
     assert np.array_equal(B, D[:3, 3:8])
+
+
+def test_engine_prepare_solves_nothing_and_changes_nothing():
+    rng = np.random.default_rng(11)
+    archs = [NB201.sample(rng) for _ in range(10)]
+    cold = PairwiseDistances(NB201, method="hotnn").matrix(archs)
+    eng = PairwiseDistances(NB201, method="hotnn")
+    eng.prepare(archs)
+    assert eng.stats["cell_pairs_solved"] == 0 and eng.stats["network_pairs"] == 0
+    assert np.array_equal(eng.matrix(archs), cold)

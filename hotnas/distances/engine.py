@@ -183,6 +183,13 @@ class PairwiseDistances:
         self.D = D
         return D
 
+    def prepare(self, archs: Sequence[str]) -> None:
+        """Precompute the network summaries and cell features of ``archs`` (parsing, pruning,
+        canonical hashing, node features and information-flow costs), so that later calls only
+        solve transport problems. Optional: every query prepares what it needs."""
+        if self.method in _OT_METHODS:
+            self._prepare(self._canonical(list(archs)))
+
     def cell_distances(self) -> dict[tuple[str, str], float]:
         """The cell-level cache (unordered hash pair -> d_cell)."""
         return dict(self._dcell)
