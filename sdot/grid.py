@@ -167,6 +167,17 @@ class Grid:
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
+def logmean_ratio(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(a, r = b / a, e = r - 1, |e| < 1e-3) with zero arguments clipped to the smallest normal float:
+    the variables in which the log-mean's derivatives are written (Lambda(a, b) = a lambda(r))."""
+    tiny = np.finfo(float).tiny
+    a = np.maximum(np.asarray(a, dtype=float), tiny)
+    b = np.maximum(np.asarray(b, dtype=float), tiny)
+    r = b / a
+    e = r - 1.0
+    return a, r, e, np.abs(e) < 1e-3
+
+
 def logmean_derivatives(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Partial derivatives (d Lambda / da, d Lambda / db) of the logarithmic mean, a, b > 0.
 
@@ -176,12 +187,7 @@ def logmean_derivatives(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.nd
     ``1/2 - e/6 + e^2/8 - 19 e^3/180`` (e = r - 1) when |e| < 1e-3. Zero arguments are clipped to
     the smallest normal float (the derivative there is +inf; Newton needs a finite stand-in).
     """
-    tiny = np.finfo(float).tiny
-    a = np.maximum(np.asarray(a, dtype=float), tiny)
-    b = np.maximum(np.asarray(b, dtype=float), tiny)
-    r = b / a
-    e = r - 1.0
-    small = np.abs(e) < 1e-3
+    a, r, e, small = logmean_ratio(a, b)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         lr = np.log(r)
         lam = np.where(small, 1 + e / 2 - e**2 / 12 + e**3 / 24, e / np.where(small, 1.0, lr))

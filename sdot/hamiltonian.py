@@ -67,7 +67,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .backend import to_numpy
-from .grid import Grid, check_density
+from .grid import Grid, check_density, logmean_ratio
 from .potentials import Potential
 from .space import SemiDiscreteSpace
 
@@ -106,12 +106,7 @@ def logmean_second_derivatives(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray
     series ``-1/6 + e/4 - 19 e^2/60 + 3 e^3/8`` when |e| < 1e-3. Values that overflow (one
     argument near 0, where Lambda is not differentiable) are clipped to +-1e300.
     """
-    tiny = np.finfo(float).tiny
-    a = np.maximum(np.asarray(a, dtype=float), tiny)
-    b = np.maximum(np.asarray(b, dtype=float), tiny)
-    r = b / a
-    e = r - 1.0
-    small = np.abs(e) < 1e-3
+    a, r, e, small = logmean_ratio(a, b)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         L = np.log(np.where(small, 2.0, r))
         d2 = (e * L / (r * r) - 2.0 * (L - e / r) / r) / (L * L * L)
