@@ -346,7 +346,9 @@ class DistanceGP:
             D_test: (m, m) distances among the test points; needed only for ``full_cov``.
             full_cov: return the (m, m) posterior covariance instead of the (m,) variances.
         Returns:
-            mean (m,), and variance (m,) or covariance (m, m). Variances are floored at 0; under
+            mean (m,), and variance (m,) or covariance (m, m). A negative variance (an indefinite
+            joint Gram matrix) is replaced by the posterior variance given the nearest training point
+            alone; under
             ``psd="clip"`` the covariance is projected onto the PSD cone (NASBOT), under ``"raise"``
             a non-PSD prior block among the test points raises :class:`NotPSDError`.
         """
@@ -360,6 +362,17 @@ class DistanceGP:
         y2 = self.y_std_ ** 2
         if not full_cov:
             var = s - np.einsum("mn,nm->m", Ks, A)
+            neg = var < 0
+            if neg.any():
+                # a distance kernel that is not negative definite can make the joint Gram matrix of the
+                # training set and a test point indefinite even when the training block is PSD; the
+                # variance then comes out negative. Flooring it at 0 claims certainty (held-out NLL in
+                # the thousands on NB201). Use instead the posterior variance given the nearest
+                # training point alone, s - k^2 / (s + noise): valid for any kernel value |k| <= s,
+                # and an upper bound on the posterior variance under a valid kernel.
+                noise = self.hyperparameters_["noise_variance"]
+                k1 = Ks[neg].max(axis=1) if Ks.shape[1] else np.zeros(int(neg.sum()))
+                var[neg] = np.maximum(s - k1**2 / (s + noise), 0.0)
             return mean, y2 * np.maximum(var, 0.0)
         if D_test is None:
             raise ValueError("full_cov=True needs D_test, the (m, m) distances among the test points")

@@ -199,3 +199,21 @@ def test_cap_policy_keeps_ml2_to_psd_lengthscales():
     assert gp2.lengthscale_cap_ == pytest.approx(100 * med)
     with pytest.raises(ValueError, match="cap_margin"):
         DistanceGP(psd="cap", cap_margin=1.5)
+
+
+def test_negative_variance_from_an_indefinite_joint_gram_falls_back_to_the_one_point_posterior():
+    """Two training points 2 apart and a test point 0.1 from both (triangle inequality broken):
+    the joint Laplace Gram is indefinite and s - k^T K^-1 k = 1 - 2 r^2 / (1 + e^-2) < 0 with
+    r = e^-0.1. The variance reported is the one-point posterior s - r^2 s^2 / (s + noise), not 0."""
+    from hotnas.gp import DistanceGP
+
+    D = np.array([[0.0, 2.0], [2.0, 0.0]])
+    hyp = {"signal_variance": 1.0, "lengthscale": 1.0, "noise_variance": 1e-6}
+    gp = DistanceGP(kernel="laplace", psd="cap").fit(D, np.array([0.0, 1.0]), hyperparameters=hyp)
+    r = np.exp(-0.1)
+    assert 1 - 2 * r**2 / (1 + np.exp(-2.0) + 1e-6) < 0          # the naive variance is negative
+    _, var = gp.predict(np.array([[0.1, 0.1], [5.0, 5.0]]))
+    expected = gp.y_std_**2 * (1 - r**2 / (1 + 1e-6))
+    assert var[0] == pytest.approx(expected, rel=1e-9)
+    far = 1 - 2 * np.exp(-10.0) / (1 + np.exp(-2.0) + 1e-6)   # a consistent point keeps its exact variance
+    assert var[1] == pytest.approx(gp.y_std_**2 * far, rel=1e-12)
