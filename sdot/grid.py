@@ -59,7 +59,8 @@ from .potentials import Potential
 from .rates import RateLaw, get_rate_law, logmean
 from .space import SemiDiscreteSpace
 
-__all__ = ["Grid", "GridSolver", "StabilityError", "logmean_derivatives", "check_density"]
+__all__ = ["Grid", "GridSolver", "StabilityError", "logmean_derivatives", "logmean_with_derivatives",
+           "check_density"]
 
 METHODS = ("implicit", "crank_nicolson", "expm", "explicit", "split")
 SPATIAL = ("sqra", "sg", "upwind")
@@ -167,35 +168,42 @@ class Grid:
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
-def logmean_ratio(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(a, r = b / a, e = r - 1, |e| < 1e-3) with zero arguments clipped to the smallest normal float:
-    the variables in which the log-mean's derivatives are written (Lambda(a, b) = a lambda(r))."""
-    tiny = np.finfo(float).tiny
-    a = np.maximum(np.asarray(a, dtype=float), tiny)
-    b = np.maximum(np.asarray(b, dtype=float), tiny)
-    r = b / a
-    e = r - 1.0
-    return a, r, e, np.abs(e) < 1e-3
-
-
-def logmean_derivatives(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Partial derivatives (d Lambda / da, d Lambda / db) of the logarithmic mean, a, b > 0.
+def logmean_with_derivatives(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(Lambda, dLambda/da, dLambda/db) of the logarithmic mean in one pass, for a, b > 0.
 
     With r = b / a and lambda(r) = (r - 1) / log r: Lambda(a, b) = a lambda(r),
     dLambda/da = lambda(r) - r lambda'(r), dLambda/db = lambda'(r),
-    lambda'(r) = (log r - (r - 1) / r) / log(r)^2, by its series
-    ``1/2 - e/6 + e^2/8 - 19 e^3/180`` (e = r - 1) when |e| < 1e-3. Zero arguments are clipped to
-    the smallest normal float (the derivative there is +inf; Newton needs a finite stand-in).
+    lambda'(r) = (log r - (r - 1) / r) / log(r)^2; Horner forms of the series of lambda and lambda'
+    to e^4 (e = r - 1) when |e| < 1e-3. Non-finite values (an argument near 0, where the
+    derivative is +inf) become +-1e300 (Newton needs a finite stand-in).
     """
-    a, r, e, small = logmean_ratio(a, b)
+    r = b / a
+    e = r - 1.0
+    small = np.abs(e) < 1e-3
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        lr = np.log(r)
-        lam = np.where(small, 1 + e / 2 - e**2 / 12 + e**3 / 24, e / np.where(small, 1.0, lr))
-        dlam = np.where(small, 0.5 - e / 6 + e**2 / 8 - 19 * e**3 / 180,
-                        (lr - e / r) / np.where(small, 1.0, lr) ** 2)
-    da = lam - r * dlam
-    # lambda(r) - r lambda'(r) is dLambda/da; for huge r it is ~ r / log(r)^2, finite in floats
-    return np.nan_to_num(da, nan=0.0, posinf=1e300), np.nan_to_num(dlam, nan=0.0, posinf=1e300)
+        L = np.log(np.where(small, 2.0, r))
+        lam = e / L
+        dlam = (L - e / r) / (L * L)
+        if small.any():
+            es = e[small]
+            lam[small] = 1 + es * (1 / 2 + es * (-1 / 12 + es * (1 / 24 - es * (19 / 720))))
+            dlam[small] = 1 / 2 + es * (-1 / 6 + es * (1 / 8 + es * (-19 / 180 + es * (3 / 32))))
+        out = (a * lam, lam - r * dlam, dlam)
+    if not all(np.isfinite(x).all() for x in out):
+        out = tuple(np.nan_to_num(x, nan=0.0, posinf=1e300, neginf=-1e300) for x in out)
+    return out
+
+
+def logmean_derivatives(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Partial derivatives (d Lambda / da, d Lambda / db) of the logarithmic mean, a, b >= 0.
+
+    Zero arguments are clipped to the smallest normal float first (the derivative there is +inf);
+    see :func:`logmean_with_derivatives`.
+    """
+    tiny = np.finfo(float).tiny
+    a = np.maximum(np.asarray(a, dtype=float), tiny)
+    b = np.maximum(np.asarray(b, dtype=float), tiny)
+    return logmean_with_derivatives(a, b)[1:]
 
 
 def check_density(rho: Any, shape: tuple[int, int], cell_volume: float, *, mass_tol: float = 1e-8,
