@@ -371,7 +371,7 @@ class DistanceGP:
                 # training point alone, s - k^2 / (s + noise): valid for any kernel value |k| <= s,
                 # and an upper bound on the posterior variance under a valid kernel.
                 noise = self.hyperparameters_["noise_variance"]
-                k1 = Ks[neg].max(axis=1) if Ks.shape[1] else np.zeros(int(neg.sum()))
+                k1 = Ks[neg].max(axis=1)  # var < 0 needs at least one training point
                 var[neg] = np.maximum(s - k1**2 / (s + noise), 0.0)
             return mean, y2 * np.maximum(var, 0.0)
         if D_test is None:
