@@ -49,7 +49,7 @@ from experiments.executors import make_executor, task_seeds
 TABULAR_METHODS = ("flow", "flow-accel", "flow-gp", "hotnas", "evolution", "random")
 TRAINABLE_METHODS = ("flow", "flow-accel", "hotnas", "evolution", "random")
 
-# Flow settings of the study [engineering choices]: picked among 12 variants (population 10/20/30,
+# Flow settings of the study [engineering choices]: picked among 11 variants (population 10/20/30,
 # T0 0.3/0.5/1.0, T1 0.03/0.01, birth-death 0/1/2, patience none/40/60) on 50 seeds of root seed 1
 # (`--seed 1`); the README reports root seed 0, a disjoint set of streams
 FLOW_DEFAULTS: dict[str, Any] = dict(n_particles=20, law="glauber", temperature=(0.3, 0.03), dt=1.0,

@@ -87,12 +87,20 @@ def arch_string(ops: tuple[str, ...] | list[str]) -> str:
     return "|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*ops)
 
 
-@lru_cache(maxsize=64)
-def _pruned_structure(alive: tuple[bool, ...]) -> tuple[tuple[int, ...], np.ndarray]:
-    """Kept node indices (of the 8-node graph) and their adjacency, for a pattern of non-none edges."""
+@lru_cache(maxsize=1)
+def _node_adjacency() -> np.ndarray:
+    """Adjacency (8, 8) of the operations-on-nodes graph: input, the 6 edge operations, output."""
     A = np.zeros((8, 8), dtype=np.int8)
     for u, v in NODE_ADJACENCY:
         A[u, v] = 1
+    A.setflags(write=False)
+    return A
+
+
+@lru_cache(maxsize=64)
+def _pruned_structure(alive: tuple[bool, ...]) -> tuple[tuple[int, ...], np.ndarray]:
+    """Kept node indices (of the 8-node graph) and their adjacency, for a pattern of non-none edges."""
+    A = _node_adjacency()
     keep = [0] + [i + 1 for i, ok in enumerate(alive) if ok] + [7]
     sub = Cell(A[np.ix_(keep, keep)], tuple([INPUT] + ["op"] * (len(keep) - 2) + [OUTPUT]))
     n = sub.n
@@ -116,10 +124,8 @@ def _cell_of(arch: str) -> Cell:
 def _canonical_pruned(kept: tuple[int, ...], labels: tuple[str, ...]) -> Cell:
     # the 15,625 strings prune to far fewer labelled cells (operations on dead edges do not matter),
     # so the canonical form (WL refinement, the costly part) is computed once per pruned cell
-    A = np.zeros((8, 8), dtype=np.int8)
-    for u, v in NODE_ADJACENCY:
-        A[u, v] = 1
-    return Cell._trusted(np.ascontiguousarray(A[np.ix_(kept, kept)]), labels, None).canonical()
+    A = _node_adjacency()[np.ix_(kept, kept)]
+    return Cell._trusted(np.ascontiguousarray(A), labels, None).canonical()
 
 
 @lru_cache(maxsize=1)
