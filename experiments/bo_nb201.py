@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--budget", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2, help="processes (0: one per core)")
     ap.add_argument("--seed", type=int, default=0, help="root seed of the per-trial streams")
-    ap.add_argument("--data", default=None, help="NB201 CSV (default: $SDOT_NAS_DATA or ../shared/data)")
+    ap.add_argument("--data", default=None, help="NB201 CSV (default: the table shipped in hotnas.data)")
     ap.add_argument("--out", default="results/bo_nb201")
     ap.add_argument("--hotnas", default="{}",
                     help="JSON overrides of the HOTNAS options, e.g. '{\"acquisition\": \"ei\"}'")

@@ -2,10 +2,10 @@
 
     python -m experiments.bo_vs_flow                      # both parts at the study's settings
     python -m experiments.bo_vs_flow --smoke              # a few queries / steps and seeds: checks the pipeline
-    python -m experiments.bo_vs_flow --part tabular --seeds 20 --data ../shared/data/nb201_cifar10.csv
+    python -m experiments.bo_vs_flow --part tabular --seeds 20
 
 (a) **Tabular, equal query budgets** — NAS-Bench-201 CIFAR-10 (``--data``, default
-``../shared/data/nb201_cifar10.csv`` next to the repository, or ``$SDOT_NAS_DATA``), 200 queries, >= 10
+the table shipped in :mod:`hotnas.data`), 200 queries, >= 10
 seeds: ``flow`` (particles on the HOTNN mutation graph, glauber rates, annealed T, birth-death),
 ``flow-accel`` (the NASAGD velocity-potential rule with adaptive restart), ``flow-gp`` (the flow with
 the HOTNAS GP posterior mean as the potential of unevaluated neighbours), ``hotnas`` (GP on HOTNN +
@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--smoke", action="store_true", help="tiny budgets and 2 seeds: checks the pipeline")
     ap.add_argument("--part", choices=("tabular", "trainable", "both"), default="both")
-    ap.add_argument("--data", default=None, help="NB201 CSV (default: $SDOT_NAS_DATA or ../shared/data)")
+    ap.add_argument("--data", default=None, help="NB201 CSV (default: the table shipped in hotnas.data)")
     ap.add_argument("--seeds", type=int, default=10, help="seeds of the tabular part")
     ap.add_argument("--budget", type=int, default=200, help="queries per tabular run")
     ap.add_argument("--tabular-methods", nargs="+", default=list(TABULAR_METHODS), choices=TABULAR_METHODS)

@@ -1,7 +1,7 @@
 """The ``sdot-nas`` command line.
 
     sdot-nas run experiments/configs/main.toml              # the main job: flow vs HOTNAS vs baselines, report
-    sdot-nas run experiments/configs/main.toml --data ../shared/data    # the same on NAS-Bench-201
+    sdot-nas run experiments/configs/main.toml --data PATH              # the same on a NAS-Bench-201 table
     sdot-nas run runs/main --resume                          # continue a killed run (nothing lost)
     sdot-nas compare --benchmark digits --methods flow,hotnas,evolution,random --seed 0-2 --budget 20
     sdot-nas plot runs/main ; sdot-nas report runs/main
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a config (a study or a comparison), or resume a run directory")
     p.add_argument("config", help="a TOML config (experiments/configs/*.toml) or, with --resume, a run directory")
-    p.add_argument("--data", help="path to a benchmark table (file or folder, e.g. ../shared/data): applies the "
+    p.add_argument("--data", help="path to a benchmark table (file or folder, plain or .gz): applies the "
                    "config's [with_data] section (main.toml: the NB201 comparison)")
     _add_run_flags(p)
 
@@ -124,7 +124,8 @@ def _compare_config(args: argparse.Namespace) -> dict[str, Any]:
     options = dict(_key_value(kv, "--benchmark-option") for kv in args.benchmark_option)
     if args.data:
         p = Path(args.data)
-        p = p / "nb201_cifar10.csv" if p.is_dir() else p
+        if p.is_dir():
+            p = p / "nb201_cifar10.csv" if (p / "nb201_cifar10.csv").is_file() else p / "nb201_cifar10.csv.gz"
         if not p.is_file():
             raise ConfigError(f"--data {args.data}: no such file {str(p)!r}")
         options["path"] = str(p.resolve())

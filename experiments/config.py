@@ -466,6 +466,8 @@ def _resolve_data_path(data: str | Path, file: str | None) -> Path:
         if not file:
             raise ConfigError(f"--data {data}: a directory was given but [with_data] names no 'file' to look for")
         p = p / file
+        if not p.is_file() and p.with_name(p.name + ".gz").is_file():  # a gzip copy, like the shipped ones
+            p = p.with_name(p.name + ".gz")
     if not p.is_file():
         raise ConfigError(f"--data {data}: no such file {str(p)!r}")
     return p.resolve()

@@ -31,21 +31,20 @@ SPACES = ("darts", "nb101", "nb201")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_space_data(space: str, data_dir: Path) -> tuple[list[str], np.ndarray]:
-    """Architecture strings and validation accuracies (%) of a data file."""
-    if space == "nb201":
-        with open(data_dir / "nb201_cifar10.csv") as f:
-            rows = list(csv.DictReader(f))
-        return [r["arch_str"] for r in rows], np.array([float(r["val_acc"]) for r in rows])
-    if space == "darts":
-        with open(data_dir / "nb301_darts_725.json") as f:
-            d = json.load(f)["cifar10"]
-        return list(d), np.array([v["val_accuracy"] for v in d.values()], dtype=float)
-    if space == "nb101":
-        with open(data_dir / "nb101_500.json") as f:
-            d = json.load(f)["nasbench101"]["cifar10"]
-        return list(d), np.array([v["val_accuracy"] for v in d.values()], dtype=float)
-    raise ValueError(f"unknown space {space!r}; expected one of {SPACES}")
+def load_space_data(space: str, data_dir: Path | None = None) -> tuple[list[str], np.ndarray]:
+    """Architecture strings and validation accuracies (%) of a table: the shipped copy, or the file of
+    that space in ``data_dir`` (plain or ``.gz``)."""
+    from hotnas.data import TABLES, load_table
+
+    if space not in SPACES:
+        raise ValueError(f"unknown space {space!r}; expected one of {SPACES}")
+    path = None
+    if data_dir is not None:
+        name = TABLES[space].removesuffix(".gz")
+        path = Path(data_dir) / name
+        if not path.is_file():
+            path = Path(data_dir) / TABLES[space]
+    return load_table(space, path)
 
 
 def _score_split(job) -> tuple[float, float]:
@@ -64,7 +63,7 @@ def _score_split(job) -> tuple[float, float]:
     return (0.0 if np.isnan(r) else float(r)), float(gp.nlpd(D[np.ix_(te, tr)], yP[te]))
 
 
-def run(spaces, methods, sizes, n_test, pool, splits, seed, n_jobs, data_dir: Path, log=print,
+def run(spaces, methods, sizes, n_test, pool, splits, seed, n_jobs, data_dir: Path | None, log=print,
         n_restarts: int = 1, on_space=None, psd: str = "cap") -> dict:
     from hotnas.distances.engine import PairwiseDistances
     from hotnas.spaces import get_space
@@ -160,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n-restarts", type=int, default=1, help="random ML-II restarts of each GP fit (besides its default start)")
     ap.add_argument("--psd", default="cap", choices=["cap", "clip", "jitter", "raise"],
                     help="DistanceGP PSD policy; 'cap' keeps ML-II to PSD length-scales (was 'clip' before 2026-11-23)")
-    ap.add_argument("--data", default=os.environ.get("SDOT_NAS_DATA", str(ROOT.parent / "shared" / "data")))
+    ap.add_argument("--data", default=None, help="folder of your own copies of the tables (default: the shipped ones)")
     ap.add_argument("--out", default=str(ROOT / "results" / "kernel_quality"))
     args = ap.parse_args(argv)
     if args.smoke:
@@ -173,7 +172,7 @@ def main(argv: list[str] | None = None) -> dict:
         (out / "table.md").write_text(table(partial) + "\n")
 
     res = run(args.spaces, args.methods, args.sizes, args.n_test, args.pool, args.splits, args.seed, args.n_jobs,
-              Path(args.data), n_restarts=args.n_restarts, on_space=save, psd=args.psd)
+              None if args.data is None else Path(args.data), n_restarts=args.n_restarts, on_space=save, psd=args.psd)
     res["seconds"] = time.perf_counter() - t0
     md = table(res)
     print(md)

@@ -18,8 +18,8 @@ C = "|avg_pool_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|skip_connect~2|"
 
 
 @pytest.fixture(scope="module")
-def nb201(data_dir):
-    return NB201Benchmark(data_dir / "nb201_cifar10.csv")
+def nb201():
+    return NB201Benchmark()
 
 
 def write(tmp_path, text, name="t.csv"):
@@ -37,8 +37,8 @@ def test_nb201_table_facts(nb201):
     assert nb201.tests.mean() == pytest.approx(87.06, abs=0.005)
 
 
-def test_queries_are_counted_and_regret_is_exact(data_dir):
-    bench = get_benchmark("nb201", path=data_dir / "nb201_cifar10.csv")
+def test_queries_are_counted_and_regret_is_exact():
+    bench = get_benchmark("nb201")
     ev = bench.query(B)
     assert (ev.value, ev.test, ev.cost) == (pytest.approx(90.7693), pytest.approx(93.66), 1.0)
     assert bench.query(BEST).value == bench.optimum

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 
-def test_bo_nb201_smoke(tmp_path, data_dir):
+def test_bo_nb201_smoke(tmp_path, nb201_csv):
     from experiments.bo_nb201 import main
 
-    out = main(["--smoke", "--workers", "1", "--data", str(data_dir / "nb201_cifar10.csv"), "--out", str(tmp_path)])
+    out = main(["--smoke", "--workers", "1", "--data", str(nb201_csv), "--out", str(tmp_path)])
     table = out["summary"]
     assert set(table) == {"hotnas", "evolution", "random"}
     for rows in table.values():
@@ -18,19 +18,19 @@ def test_bo_nb201_smoke(tmp_path, data_dir):
     assert len(saved["runs"]) == 6 and (tmp_path / "table.md").exists() and (tmp_path / "regret.png").exists()
 
 
-def test_bench_bo_runs(data_dir):
+def test_bench_bo_runs(nb201_csv):
     from experiments.bench_bo import main
 
-    out = main(["--n-obs", "25", "--pool", "20", "--repeats", "1", "--data", str(data_dir / "nb201_cifar10.csv")])
+    out = main(["--n-obs", "25", "--pool", "20", "--repeats", "1", "--data", str(nb201_csv)])
     assert out["median_s"] > 0
 
 
-def test_bo_vs_flow_smoke(tmp_path, data_dir):
+def test_bo_vs_flow_smoke(tmp_path, nb201_csv):
     """Both parts of the BO-versus-flow study run end to end; every method spends exactly its budget
     (tabular) or its epochs (trainable), and the tables and plots are written."""
     from experiments.bo_vs_flow import main
 
-    out = main(["--smoke", "--workers", "1", "--data", str(data_dir / "nb201_cifar10.csv"), "--out", str(tmp_path)])
+    out = main(["--smoke", "--workers", "1", "--data", str(nb201_csv), "--out", str(tmp_path)])
     tab, tr = out["tabular"], out["trainable"]
     assert tab and tr
     saved = json.loads((tmp_path / "tabular.json").read_text())

@@ -7,10 +7,10 @@ import json
 import numpy as np
 
 
-def test_kernel_quality_smoke(tmp_path, data_dir):
+def test_kernel_quality_smoke(tmp_path):
     from experiments.kernel_quality import main
 
-    res = main(["--smoke", "--spaces", "nb101", "darts", "--n-jobs", "1", "--out", str(tmp_path), "--data", str(data_dir)])
+    res = main(["--smoke", "--spaces", "nb101", "darts", "--n-jobs", "1", "--out", str(tmp_path)])
     rows = res["rows"]
     assert {r["method"] for r in rows} == {"hotnn", "otmann", "tw", "hamming"}
     assert all(np.isfinite(r["spearman_mean"]) and np.isfinite(r["nll_mean"]) for r in rows)

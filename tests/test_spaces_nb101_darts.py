@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hotnas.data import load_table
 from hotnas.spaces import get_space
 from hotnas.spaces.darts import DartsSpace, format_genotype, parse_genotype
 from hotnas.spaces.nb101 import NB101Space, format_spec, parse_spec
@@ -18,13 +17,11 @@ DARTS, NB101, NB201 = DartsSpace(), NB101Space(), NB201Space()
 
 
 def _darts_archs(data_dir):
-    with open(data_dir / "nb301_darts_725.json") as f:
-        return list(json.load(f)["cifar10"])
+    return load_table("darts")[0]
 
 
 def _nb101_archs(data_dir):
-    with open(data_dir / "nb101_500.json") as f:
-        return list(json.load(f)["nasbench101"]["cifar10"])
+    return load_table("nb101")[0]
 
 
 # -- round trips on the data files ---------------------------------------------------------------

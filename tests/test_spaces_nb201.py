@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from hotnas.cells import Cell
+from hotnas.data import open_text
 from hotnas.spaces import get_space
 from hotnas.spaces.nb201 import OPS, NB201Space, parse_arch
 
@@ -17,7 +18,7 @@ SPACE = NB201Space()
 def test_enumerate_matches_official_index(data_dir):
     archs = list(SPACE.enumerate())
     assert len(archs) == 15625 == len(set(archs))
-    with open(data_dir / "nb201_cifar10.csv") as f:
+    with open_text(data_dir / "nb201_cifar10.csv.gz") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 15625
     for r in rows:

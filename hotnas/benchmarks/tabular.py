@@ -6,10 +6,10 @@ optimum, so validation regret is exact, and the test value of the best-validatio
 
 Any table plugs in through :meth:`TabularBenchmark.from_csv`: name the architecture, validation and
 (optional) test columns, and give the search space (or just a parser) that canonicalises the
-architecture strings. :class:`NB201Benchmark` reads the NAS-Bench-201 CSV of ``../shared/data``
-(or any copy of it).
+architecture strings. :class:`NB201Benchmark` reads the NAS-Bench-201 CSV shipped in
+:mod:`hotnas.data` (or any copy of it, plain or gzip).
 
-    >>> bench = NB201Benchmark("../shared/data/nb201_cifar10.csv")       # doctest: +SKIP
+    >>> bench = NB201Benchmark()                                          # doctest: +SKIP
     >>> ev = bench.query(bench.best_arch); ev.value == bench.optimum     # doctest: +SKIP
     True
 """
@@ -39,11 +39,10 @@ class UnknownArchitectureError(LookupError):
 
 
 def default_data_dir() -> Path:
-    """``$SDOT_NAS_DATA`` if set, else ``../shared/data`` next to the project root."""
-    env = os.environ.get("SDOT_NAS_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    """The folder of the tables shipped inside the package (:mod:`hotnas.data`)."""
+    from ..data import DATA_DIR
+
+    return DATA_DIR
 
 
 class TableSpace(SearchSpace):
@@ -102,10 +101,10 @@ def read_table(path: str | os.PathLike, arch_column: str, value_column: str, tes
         FileNotFoundError; ValueError naming the file, row and column of a missing column, a missing
         or non-numeric value, or an architecture listed twice.
     """
+    from ..data import open_text
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"benchmark table not found: {path}")
-    with open(path, newline="") as fh:
+    with open_text(path) as fh:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
         for c in (arch_column, value_column, test_column, cost_column):
@@ -243,18 +242,20 @@ class TabularBenchmark(Benchmark):
 
 
 class NB201Benchmark(TabularBenchmark):
-    """NAS-Bench-201 (CIFAR-10 by default) from the CSV format of ``../shared/data``.
+    """NAS-Bench-201 (CIFAR-10 by default) from the CSV format shipped in :mod:`hotnas.data`.
 
     Columns ``arch_str`` (official string), ``val_acc`` (searched on), ``test_acc`` (reported).
 
     Args:
-        path: the CSV; default ``default_data_dir() / "nb201_cifar10.csv"``.
+        path: the CSV (plain or ``.gz``); default the shipped ``nb201_cifar10.csv.gz``.
     """
 
     def __init__(self, path: str | os.PathLike | None = None, value_column: str = "val_acc",
                  test_column: str | None = "test_acc", name: str = "nb201-cifar10"):
         from ..spaces.nb201 import NB201Space
 
-        path = Path(path) if path is not None else default_data_dir() / "nb201_cifar10.csv"
+        from ..data import table_path
+
+        path = Path(path) if path is not None else table_path("nb201")
         values, tests, _ = read_table(path, "arch_str", value_column, test_column)
         super().__init__(values, tests, space=NB201Space(), name=name, source=str(path))

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from ot.lp.emd_wrap import emd_c
+from .emd import emd as exact_ot
 
 from ..cells import Cell, Network
 from .ifgw import IFGWOptions, features_cached, ifgw_pairs
@@ -105,7 +105,7 @@ def outer_cost(a: NetworkSummary, b: NetworkSummary, dcell: Mapping[tuple[str, s
         G = G + tau * np.array([[ta != tb for tb in b.types] for ta in a.types], dtype=float)
     G = np.ascontiguousarray(G)
     bm = b.masses * (a.masses.sum() / b.masses.sum())
-    T, cost, _u, _v, code = emd_c(np.ascontiguousarray(a.masses), np.ascontiguousarray(bm), G, 100000, 1)
+    T, cost, _u, _v, code = exact_ot(np.ascontiguousarray(a.masses), np.ascontiguousarray(bm), G, 100000)
     if code != 1:
         raise RuntimeError(f"outer OT failed (code {code})")
     return float((G * T).sum())

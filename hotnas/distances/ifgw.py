@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from ot.lp.emd_wrap import emd_c
+from .emd import emd as exact_ot
 from scipy.optimize import linear_sum_assignment
 
 from ..cells import Cell
@@ -132,7 +132,7 @@ def features_cached(cell: Cell, options: FeatureOptions) -> CellFeatures:
 
 # ------------------------------------------------------------------------------------------------
 def _emd(a: np.ndarray, b: np.ndarray, M: np.ndarray) -> np.ndarray:
-    G, _cost, _u, _v, code = emd_c(a, b, M, _EMD_MAX_ITER, 1)
+    G, _cost, _u, _v, code = exact_ot(a, b, M, _EMD_MAX_ITER)
     if code != 1:  # 1 = OPTIMAL in POT's network simplex
         raise RuntimeError(f"exact OT solver failed (code {code}) on a {M.shape} problem")
     return G
@@ -218,7 +218,7 @@ def fgw_cg_batch(
                 Gk[rows, cols] = inv_n
                 Gc[k] = Gk
         for k in (np.flatnonzero(running).tolist() if not assignment else ()):
-            Gk, _c, uk, vk, code = emd_c(pp[k], qs[k], Mi[k], _EMD_MAX_ITER, 1)
+            Gk, _c, uk, vk, code = exact_ot(pp[k], qs[k], Mi[k], _EMD_MAX_ITER)
             if code != 1:
                 raise RuntimeError(f"exact OT solver failed (code {code}) on a {Mi[k].shape} problem")
             Gc[k] = Gk

@@ -33,7 +33,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from ot.lp.emd_wrap import emd_c
+from .emd import emd as exact_ot
 
 from ..cells import Cell, Network, is_io_label
 
@@ -195,7 +195,7 @@ def otmann(g1: LayerGraph, g2: LayerGraph, nu_str: float = 0.1, nu_lmm: float = 
     tot = t1 + t2
     a = np.append(g1.masses, t2) / tot
     b = np.append(g2.masses, t1) / tot
-    G, cost, _u, _v, code = emd_c(a, b * (a.sum() / b.sum()), np.ascontiguousarray(C), 100000, 1)
+    G, cost, _u, _v, code = exact_ot(a, b * (a.sum() / b.sum()), np.ascontiguousarray(C), 100000)
     if code != 1:
         raise RuntimeError(f"OTMANN transport failed (code {code})")
     val = float((C * G).sum())
