@@ -52,7 +52,18 @@ schedule anneals again over the remaining budget.
 
 **Temperature schedule** [engineering choice]: ``temperature`` is a constant, a pair (T0, T1)
 annealed geometrically ``T = T0 (T1/T0)^progress`` over the query budget, or a callable
-``progress -> T``; T is in the units of ``f`` (accuracy points divided by ``potential_scale``).
+``progress -> T``. **Units** (``temperature_units``): ``"value"`` (default) — T is in the units of
+``f`` (accuracy points divided by ``potential_scale``; the defaults assume accuracies in %); after
+the initial population the flow warns once (a ``units_warning`` event) when T0 exceeds the robust
+spread (IQR / 1.349) of the values seen, the signature of a table in other units (e.g. fractions).
+``"spread"`` — scale-free: ``f = -value / (potential_scale * s0)`` with s0 the robust spread of the
+initial population's values, frozen for the run, so T is relative to that spread and a table in
+fractions gives exactly the run it gives in percent (``potential="copula"`` is scale-free too).
+
+**Budget**: one number. A flow built without ``budget`` takes :func:`run_search`'s budget (via
+:meth:`check_budget`); one built with a budget smaller than what run_search asks for raises
+ValueError naming both (it used to stop early without a word); driven by hand without any budget it
+warns and anneals over ``DEFAULT_BUDGET`` = 200 queries.
 
 **NaN policy** (``nonfinite``): an evaluation whose value is NaN/inf (diverged training) marks that
 architecture *failed*: it counts as a spent query, is never proposed again, carries f = +inf (no
@@ -94,7 +105,8 @@ from ..spaces.base import SearchSpace
 from .base import Optimiser, register_optimiser
 from .bo import TRANSFORMS, DistanceCache
 
-__all__ = ["FlowOptimiser", "RULES", "NONFINITE_POLICIES", "temperature_schedule", "table_potential"]
+__all__ = ["FlowOptimiser", "RULES", "NONFINITE_POLICIES", "TEMPERATURE_UNITS", "temperature_schedule",
+           "table_potential", "robust_spread"]
 
 log = logging.getLogger("hotnas.flow")
 
@@ -102,6 +114,9 @@ RULES = ("flow", "nasgd", "nasagd")
 NONFINITE_POLICIES = ("reset", "kill", "raise")
 SURROGATES = (None, "gp")
 POTENTIALS = ("value", "copula")
+TEMPERATURE_UNITS = ("value", "spread")
+#: the annealing horizon of a flow that was given no budget and is driven without run_search (warned)
+DEFAULT_BUDGET = 200
 _GAP_CAP = 1000.0
 
 
@@ -141,7 +156,7 @@ class FlowOptimiser(Optimiser):
         space: the search space.
         seed: seed or numpy Generator (the single random stream of the run).
         budget: queries this optimiser may spend (it never asks beyond); the temperature schedule
-            runs over it.
+            runs over it. None (default): run_search's budget (module docstring, "Budget").
         n_particles: population size N.
         rule: ``"flow"`` | ``"nasgd"`` | ``"nasagd"``.
         law: rate law of ``rule="flow"`` (``"glauber"``, ``"metropolis"``, ``"upwind"``).
@@ -156,6 +171,7 @@ class FlowOptimiser(Optimiser):
         potential: ``"value"`` (f = -value / potential_scale) or ``"copula"`` (f = -normal score of
             the value's rank among the evaluated ones / potential_scale; changes as data arrive).
         potential_scale: divides the potential (T is in its units).
+        temperature_units: ``"value"`` or ``"spread"`` (module docstring, "Units").
         surrogate: None or ``"gp"`` (the flow-with-surrogate hybrid).
         gp_options: keyword arguments of :class:`hotnas.gp.DistanceGP`.
         refit_every: refit GP hyperparameters every this many new evaluations (condition on the
@@ -171,14 +187,14 @@ class FlowOptimiser(Optimiser):
 
     name = "flow"
 
-    def __init__(self, space: SearchSpace, seed: int | np.random.Generator | None = 0, *, budget: int = 200,
+    def __init__(self, space: SearchSpace, seed: int | np.random.Generator | None = 0, *, budget: int | None = None,
                  n_particles: int = 20, rule: str = "flow", law: str = "glauber",
                  temperature: float | tuple[float, float] | Callable[[float], float] = (0.3, 0.03),
                  dt: float = 1.0, birth_death: float = 1.0, c: float = 1.0, c_p: float = 2.0,
                  graph: ArchitectureGraph | None = None, distance: str = "hotnn", engine: Any = None,
                  kernel: str = "laplace", lengthscale: float = 0.1, neighbours: str = "mutations",
                  k: int | None = None, potential: str = "value", potential_scale: float = 1.0,
-                 surrogate: str | None = None,
+                 surrogate: str | None = None, temperature_units: str = "value",
                  gp_options: dict | None = None, refit_every: int = 10, stall_rounds: int = 50,
                  restart_fraction: float = 0.5, patience: int | None = None, jump_method: str = "exact",
                  nonfinite: str = "reset",
@@ -207,12 +223,9 @@ class FlowOptimiser(Optimiser):
             size = len(space)
         except TypeError:
             size = None
-        if not isinstance(budget, (int, np.integer)) or isinstance(budget, bool):
-            raise ValueError(f"budget must be an integer, got {budget!r}")
-        if budget < n_particles + 1:
-            raise ValueError(f"budget={budget} cannot work with n_particles={n_particles}: the initial "
-                             f"population alone costs {n_particles} queries and the flow needs at least "
-                             "one more; raise the budget or lower n_particles")
+        self.n_particles = int(n_particles)
+        if budget is not None:
+            self._check_budget_value(budget)
         for nm, v in (("dt", dt), ("c", c), ("c_p", c_p), ("potential_scale", potential_scale)):
             if not math.isfinite(v) or v <= 0:
                 raise ValueError(f"{nm} must be a finite number > 0, got {v!r}")
@@ -225,11 +238,16 @@ class FlowOptimiser(Optimiser):
             raise ValueError(f"patience must be None or a positive number of queries, got {patience!r}")
         if stall_rounds < 1 or refit_every < 1:
             raise ValueError("stall_rounds and refit_every must be >= 1")
+        if temperature_units not in TEMPERATURE_UNITS:
+            raise ValueError(f"temperature_units must be one of {TEMPERATURE_UNITS}, got {temperature_units!r}")
+        self.temperature_units = temperature_units
+        self._spread: float | None = None      # "spread" units: robust spread of the initial values
+        self._units_checked = False
         self._temperature_spec = temperature
-        self._T = temperature_schedule(temperature, int(budget))
+        self._budget_given = budget is not None
+        self.budget = int(budget) if budget is not None else DEFAULT_BUDGET
+        self._T = temperature_schedule(temperature, self.budget)
         self._T(0.0, 0)  # validate a callable early
-        self.budget = int(budget)
-        self.n_particles = int(n_particles)
         self.rule, self.dt, self.birth_death, self.c, self.c_p = rule, float(dt), float(birth_death), float(c), float(c_p)
         if potential not in POTENTIALS:
             raise ValueError(f"potential must be one of {POTENTIALS}, got {potential!r}")
@@ -272,6 +290,46 @@ class FlowOptimiser(Optimiser):
         self._gp_fit_at = 0
         self._gp_seed = int(self.rng.integers(2**31 - 1))
 
+    # ------------------------------------------------------------------ budget
+    def _check_budget_value(self, budget: Any) -> None:
+        if not isinstance(budget, (int, np.integer)) or isinstance(budget, bool):
+            raise ValueError(f"budget must be an integer, got {budget!r}")
+        if budget < self.n_particles + 1:
+            raise ValueError(f"budget={budget} cannot work with n_particles={self.n_particles}: the initial "
+                             f"population alone costs {self.n_particles} queries and the flow needs at least "
+                             "one more; raise the budget or lower n_particles")
+
+    def set_budget(self, budget: int) -> None:
+        """Set the query budget (and the annealing horizon) before any query is spent."""
+        self._check_budget_value(budget)
+        if self.n_spent or self._pending:
+            raise ValueError(f"the flow's budget can only be set before its first query; {self.n_spent} are spent")
+        self.budget, self._budget_given = int(budget), True
+        self._T = temperature_schedule(self._temperature_spec, self.budget)
+
+    def check_budget(self, budget: int) -> None:
+        """Called by :func:`~hotnas.optimisers.base.run_search` with its budget (one source of truth).
+
+        * a flow built without ``budget`` adopts ``budget`` (its schedule anneals over it);
+        * a flow built with a budget too small for the rest of the run raises ValueError naming both
+          numbers (it would otherwise stop early);
+        * a run_search budget smaller than what is left, on a fresh flow, warns (the schedule anneals
+          over the flow's budget, so it ends part-annealed) — resuming a run in pieces is legitimate.
+        """
+        budget = int(budget)
+        if not self._budget_given and not self.n_spent:
+            self.set_budget(budget)
+            return
+        left = self.budget - self.n_spent
+        if budget > left:
+            raise ValueError(f"run_search was given budget={budget} but this flow was built with budget="
+                             f"{self.budget} ({self.n_spent} spent, {left} left): it would stop after {left} "
+                             "queries. Build the flow without budget= (run_search sets it) or with the same budget")
+        if budget < left and not self.n_spent:
+            warnings.warn(f"run_search budget={budget} is smaller than the flow's budget={self.budget}: the "
+                          f"temperature schedule anneals over {self.budget} queries and ends at progress "
+                          f"{budget / self.budget:.2f}", UserWarning, stacklevel=3)
+
     # ------------------------------------------------------------------ bookkeeping
     @property
     def n_spent(self) -> int:
@@ -303,7 +361,36 @@ class FlowOptimiser(Optimiser):
                 z = TRANSFORMS["copula"](np.array([self.values[x] for x in X]))
                 self._scores, self._scores_n = dict(zip(X, z.tolist())), len(X)
             return -self._scores[a] / self.potential_scale
-        return -self.values[a] / self.potential_scale
+        return -self.values[a] / self._unit()
+
+    def _unit(self) -> float:
+        """What divides a value to make the potential: ``potential_scale``, times (``"spread"`` units)
+        the robust spread of the values observed when the dynamics first needs it (the initial
+        population), frozen for the run."""
+        if self.temperature_units == "spread" and self.potential == "value":
+            if self._spread is None:
+                self._spread = robust_spread(np.array(list(self.values.values())))
+            return self.potential_scale * self._spread
+        return self.potential_scale
+
+    def _check_units(self) -> None:
+        """Value units: warn once when the initial temperature exceeds the robust spread of the first
+        values (the Boltzmann weights are then nearly flat: e.g. a table in fractions read with
+        temperatures meant for percentages)."""
+        if self._units_checked or self.temperature_units != "value" or self.potential != "value":
+            return
+        self._units_checked = True
+        if len(self.values) < 2:
+            return
+        spread = robust_spread(np.array(list(self.values.values()))) / self.potential_scale
+        T0 = self.temperature()
+        if T0 > spread:
+            msg = (f"flow: the temperature T={T0:.3g} exceeds the robust spread {spread:.3g} of the first "
+                   f"{len(self.values)} values (potential units): the flow is close to a random walk. "
+                   "Temperatures are in value units (the defaults assume accuracies in %); for values in "
+                   "other units pass temperature_units='spread' or rescale the temperature")
+            self._event("units_warning", T=T0, spread=spread)
+            warnings.warn(msg, UserWarning, stacklevel=2)
 
     def _exhausted(self) -> bool:
         return self._space_size is not None and len(self.values) + len(self.failed) + len(self._asked) + len(
@@ -338,6 +425,11 @@ class FlowOptimiser(Optimiser):
     def ask(self, n: int = 1) -> list[str]:
         if n < 1:
             return []
+        if not self._budget_given:
+            warnings.warn(f"flow built without budget= and driven without run_search: annealing over "
+                          f"{DEFAULT_BUDGET} queries; pass budget= (or call set_budget) to say otherwise",
+                          UserWarning, stacklevel=2)
+            self._budget_given = True
         out: list[str] = []
         free_guard = 0
         while len(out) < n and self.n_spent < self.budget:
@@ -438,6 +530,7 @@ class FlowOptimiser(Optimiser):
     def _finish_round(self) -> None:
         """All values of the round are in: handle failures, jump (unless done already), record."""
         self._phase = "idle"
+        self._check_units()
         self._handle_failed_particles()
         if self.round > 0 and self.surrogate is None and self.particles:
             self._jump(self.temperature())
@@ -589,7 +682,7 @@ class FlowOptimiser(Optimiser):
         if unknown:
             mu = self._gp_mean(unknown)
             for a, m in zip(unknown, mu):
-                fvals[index[a]] = -m / self.potential_scale
+                fvals[index[a]] = -m / (self.potential_scale if self.potential == "copula" else self._unit())
         if len(nodes) < 2:
             return
         space = self.graph.subgraph(nodes)
@@ -671,6 +764,8 @@ class FlowOptimiser(Optimiser):
             "history": [dict(h, mass=dict(h["mass"])) for h in self.history],
             "events": [dict(e) for e in self.events], "gp_hyper": None if self._gp_hyper is None else dict(self._gp_hyper),
             "gp_fit_at": self._gp_fit_at, "gp_seed": self._gp_seed, "seen": sorted(self._seen),
+            "budget": self.budget, "budget_given": self._budget_given, "spread": self._spread,
+            "units_checked": self._units_checked,
         })
         return s
 
@@ -684,6 +779,10 @@ class FlowOptimiser(Optimiser):
         self._prev = None if state["prev"] is None else list(state["prev"])
         self.round, self.t, self._free_rounds = int(state["round"]), float(state["t"]), int(state["free_rounds"])
         self._epoch_start, self._best_at = int(state["epoch_start"]), int(state["best_at"])
+        if "budget" in state:
+            self.budget, self._budget_given = int(state["budget"]), bool(state["budget_given"])
+            self._spread = None if state["spread"] is None else float(state["spread"])
+            self._units_checked = bool(state["units_checked"])
         self._T = temperature_schedule(self._temperature_spec, self.budget - self._epoch_start)
         self._best = -math.inf if state["best"] is None else float(state["best"])
         self.phi = {a: float(v) for a, v in state["phi"].items()}
@@ -700,6 +799,20 @@ class _PairsAdapter:
 
     def __init__(self, fn: Callable[[Sequence[str], Sequence[str]], np.ndarray]):
         self.pairs = fn
+
+
+def robust_spread(values: np.ndarray) -> float:
+    """Scale of a sample that ignores a heavy tail: IQR / 1.349 (the standard deviation for normal
+    data), falling back to the standard deviation, then 1, when it is zero (ties)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        return 1.0
+    q75, q25 = np.percentile(v, [75, 25])
+    for s in ((q75 - q25) / 1.349, float(v.std())):
+        if s > 0:
+            return float(s)
+    return 1.0
 
 
 def table_potential(fvals: np.ndarray) -> CallablePotential:
