@@ -25,10 +25,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from scipy.special import ndtr
+
+from sdot.registry import Registry
 
 __all__ = ["Posterior", "Acquisition", "KnowledgeGradient", "ExpectedImprovement", "ConfidenceBound",
            "ACQUISITIONS", "register_acquisition", "get_acquisition", "kg_envelope", "kg_envelope_batch"]
@@ -95,17 +97,16 @@ class Acquisition(ABC):
         return idx
 
 
-ACQUISITIONS: dict[str, Callable[..., Acquisition]] = {}
+#: name -> Acquisition class (one :class:`sdot.registry.Registry`: duplicates refused, did-you-mean errors).
+ACQUISITIONS: Registry = Registry("acquisition", hint="add one with @hotnas.acquisition.register_acquisition(name)")
 
 
 def register_acquisition(name: str):
-    """Class decorator adding an acquisition to the registry under ``name``."""
+    """Class decorator adding an acquisition to the registry under ``name`` (same class again: no-op)."""
 
     def deco(cls):
-        if name in ACQUISITIONS:
-            raise ValueError(f"an acquisition named {name!r} is already registered")
         cls.name = name
-        ACQUISITIONS[name] = cls
+        ACQUISITIONS.register(name, cls)
         return cls
 
     return deco
@@ -115,9 +116,7 @@ def get_acquisition(name: str | Acquisition, **kwargs: Any) -> Acquisition:
     """An acquisition by registered name (``"kg"``, ``"ei"``, ``"lcb"``) with its options."""
     if isinstance(name, Acquisition):
         return name
-    if name not in ACQUISITIONS:
-        raise ValueError(f"unknown acquisition {name!r}; expected one of {sorted(ACQUISITIONS)}")
-    return ACQUISITIONS[name](**kwargs)
+    return ACQUISITIONS.load(name)(**kwargs)
 
 
 # ---------------------------------------------------------------------- knowledge gradient

@@ -19,9 +19,10 @@ PD for every ``t`` only when ``W`` is conditionally negative definite, as for tr
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable
 
 import numpy as np
+
+from sdot.registry import Registry
 
 __all__ = ["Kernel", "LaplaceKernel", "RBFKernel", "KERNELS", "register_kernel", "get_kernel",
            "project_psd", "min_eigenvalue"]
@@ -44,17 +45,16 @@ class Kernel(ABC):
         return f"{type(self).__name__}()"
 
 
-KERNELS: dict[str, Callable[[], Kernel]] = {}
+#: name -> Kernel class (one :class:`sdot.registry.Registry`: duplicates refused, did-you-mean errors).
+KERNELS: Registry = Registry("kernel", hint="add one with @hotnas.kernels.register_kernel(name)")
 
 
 def register_kernel(name: str):
-    """Class decorator adding a kernel to the registry under ``name``."""
+    """Class decorator adding a kernel to the registry under ``name`` (same class again: no-op)."""
 
     def deco(cls):
-        if name in KERNELS:
-            raise ValueError(f"a kernel named {name!r} is already registered")
         cls.name = name
-        KERNELS[name] = cls
+        KERNELS.register(name, cls)
         return cls
 
     return deco
@@ -64,9 +64,7 @@ def get_kernel(kernel: str | Kernel) -> Kernel:
     """A kernel instance by registered name (or the instance itself)."""
     if isinstance(kernel, Kernel):
         return kernel
-    if kernel not in KERNELS:
-        raise ValueError(f"unknown kernel {kernel!r}; expected one of {sorted(KERNELS)}")
-    return KERNELS[kernel]()
+    return KERNELS.load(kernel)()
 
 
 @register_kernel("laplace")

@@ -27,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .backend import namespace
+from .registry import Registry
 
 __all__ = [
     "RateLaw",
@@ -150,7 +151,8 @@ upwind = RateLaw("upwind", linear=True, gibbs_reversible=False, needs_temperatur
 logmean_law = RateLaw("logmean", linear=False, gibbs_reversible=True, needs_temperature=True, _rate=None,
                       _flux=_logmean_flux)
 
-RATE_LAWS: dict[str, RateLaw] = {}
+#: name -> RateLaw (one :class:`sdot.registry.Registry`: duplicates refused, did-you-mean errors).
+RATE_LAWS: Registry = Registry("rate_law", hint="add one with sdot.rates.register_rate_law(RateLaw(...))")
 
 
 def proposal_acceptance(rate: Any, degree: Any, dt: float) -> np.ndarray:
@@ -177,11 +179,12 @@ def proposal_acceptance(rate: Any, degree: Any, dt: float) -> np.ndarray:
 
 
 def register_rate_law(law: RateLaw) -> RateLaw:
-    """Add a law to the registry under ``law.name`` (configs and the CLI find it by name)."""
-    if law.name in RATE_LAWS:
-        raise ValueError(f"a rate law named {law.name!r} is already registered")
-    RATE_LAWS[law.name] = law
-    return law
+    """Add a law to the registry under ``law.name`` (configs and the CLI find it by name).
+
+    Registering the same law again is a no-op; a different law under a taken name raises."""
+    if not isinstance(law, RateLaw):
+        raise TypeError(f"register_rate_law takes a RateLaw, got {type(law).__name__}")
+    return RATE_LAWS.register(law.name, law)
 
 
 for _law in (glauber, metropolis, upwind, logmean_law):
@@ -192,7 +195,5 @@ def get_rate_law(law: str | RateLaw, kappa: float = 1.0) -> RateLaw:
     """Look a law up by name (``glauber``, ``metropolis``, ``logmean``, ``upwind``) or pass one through."""
     if isinstance(law, RateLaw):
         return law if kappa == 1.0 else law.with_kappa(kappa)
-    if law not in RATE_LAWS:
-        raise ValueError(f"unknown rate law {law!r}; expected one of {sorted(RATE_LAWS)}")
-    out = RATE_LAWS[law]
+    out = RATE_LAWS.load(law)
     return out if kappa == 1.0 else out.with_kappa(kappa)

@@ -6,38 +6,32 @@ module is heavy (training) or not yet present costs nothing until asked for.
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any, Callable
+
+from sdot.registry import Registry
 
 from .base import Benchmark, Evaluation
 
 __all__ = ["Benchmark", "Evaluation", "BENCHMARKS", "register_benchmark", "get_benchmark"]
 
 #: name -> "module:attribute" (relative to this package) or a factory returning a Benchmark.
-BENCHMARKS: dict[str, str | Callable[..., Benchmark]] = {
-    "nb201": ".tabular:NB201Benchmark",           # NB201Benchmark(path=None, value_column="val_acc", ...)
-    "tabular": ".tabular:TabularBenchmark.from_csv",  # any CSV: path, arch_column, value_column, ...
-    "digits": ".trainable:DigitsBenchmark",       # real training on sklearn digits (helper "trainable")
-}
+BENCHMARKS: Registry = Registry("benchmark", package=__name__,
+                                hint="add one with hotnas.benchmarks.register_benchmark(name, factory)")
+BENCHMARKS.register("nb201", ".tabular:NB201Benchmark")            # NB201Benchmark(path=None, value_column="val_acc", ...)
+BENCHMARKS.register("tabular", ".tabular:TabularBenchmark.from_csv")  # any CSV: path, arch_column, value_column, ...
+BENCHMARKS.register("digits", ".trainable:DigitsBenchmark")         # real training on sklearn digits
 
 
-def register_benchmark(name: str, factory: str | Callable[..., Benchmark]) -> None:
-    """Add a benchmark factory (or a lazy "module:attribute" path) under ``name``."""
-    if name in BENCHMARKS:
-        raise ValueError(f"a benchmark named {name!r} is already registered")
-    BENCHMARKS[name] = factory
+def register_benchmark(name: str, factory: str | Callable[..., Benchmark], *, replace: bool = False) -> None:
+    """Add a benchmark factory (or a lazy "module:attribute" path) under ``name``.
+
+    The same factory again is a no-op (a plugin imported twice); another one under a taken name
+    raises (``replace=True`` overrides)."""
+    if not (callable(factory) or isinstance(factory, str)):
+        raise TypeError(f"register_benchmark({name!r}, ...) needs a callable or a 'module:attr' string, got {factory!r}")
+    BENCHMARKS.register(name, factory, replace=replace)
 
 
 def get_benchmark(name: str, **kwargs: Any) -> Benchmark:
     """Build the benchmark registered under ``name`` with its keyword arguments."""
-    try:
-        entry = BENCHMARKS[name]
-    except KeyError:
-        raise ValueError(f"unknown benchmark {name!r}; expected one of {sorted(BENCHMARKS)}") from None
-    if isinstance(entry, str):
-        mod, attr = entry.split(":")
-        obj: Any = import_module(mod, __name__)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-        entry = obj
-    return entry(**kwargs)
+    return BENCHMARKS.load(name)(**kwargs)

@@ -14,7 +14,8 @@ How it works (spec 9.2-9.3):
 * every architecture becomes a :class:`~hotnas.distances.hotnn.NetworkSummary` (per-cell
   canonical hashes, positions, types, masses) and each distinct cell's features (structural
   location, information flow Phi, masses) are computed once;
-* ``hotnn`` / ``ifgw``: the distinct **cell** pairs needed (by unordered hash pair) are solved in
+* methods registered with ``batched="hotnn"`` / ``"ifgw"`` (``hotnn``, ``ifgw``, or a plugin's
+  variant, :func:`hotnas.distances.register_method`): the distinct **cell** pairs needed (by unordered hash pair) are solved in
   batches by :func:`hotnas.distances.ifgw.ifgw_pairs` — vectorised conditional gradient over many
   pairs at once, in ``n_jobs`` processes — and cached; the outer OT is then solved per network pair
   (skipped when both networks repeat one cell in the same frame: HOTNN = d_cell);
@@ -43,7 +44,6 @@ from .ifgw import features_cached, ifgw_pairs
 
 __all__ = ["PairwiseDistances"]
 
-_OT_METHODS = ("hotnn", "ifgw")
 
 # state inherited by forked workers (set just before a pool is created)
 _WORKER: dict[str, Any] = {}
@@ -109,7 +109,7 @@ class PairwiseDistances:
         min_parallel: int = 4000,
         **options: Any,
     ) -> None:
-        from . import get_method, resolve_space
+        from . import engine_plan, get_method, resolve_space
 
         sp = resolve_space(space)
         if sp is None:
@@ -119,9 +119,10 @@ class PairwiseDistances:
         get_method(method)  # validate the name early
         self.n_jobs = max(1, int(n_jobs))
         self.min_parallel = int(min_parallel)
-        self.options = dict(options)
-        if method in _OT_METHODS:
-            self._opt = HOTNNOptions.make(**options)
+        # the batched path is declared when the method is registered (register_method(..., batched=))
+        self._batched, self.options = engine_plan(method, dict(options))
+        if self._batched is not None:
+            self._opt = HOTNNOptions.make(**self.options)
         self._summ: dict[str, NetworkSummary] = {}
         self._feats: dict[str, CellFeatures] = {}
         self._dcell: dict[tuple[str, str], float] = {}
@@ -187,7 +188,7 @@ class PairwiseDistances:
         """Precompute the network summaries and cell features of ``archs`` (parsing, pruning,
         canonical hashing, node features and information-flow costs), so that later calls only
         solve transport problems. Optional: every query prepares what it needs."""
-        if self.method in _OT_METHODS:
+        if self._batched is not None:
             self._prepare(self._canonical(list(archs)))
 
     def cell_distances(self) -> dict[tuple[str, str], float]:
@@ -240,7 +241,7 @@ class PairwiseDistances:
 
     def _ensure(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str] | None]:
         """Compute missing distances of canonical-string pairs; return their cache keys."""
-        if self.method not in _OT_METHODS:
+        if self._batched is None:
             return self._ensure_generic(pairs)
         names = list(dict.fromkeys(x for p in pairs for x in p))
         self._prepare(names)
@@ -257,7 +258,7 @@ class PairwiseDistances:
         }
         if not missing:
             return keys
-        if self.method == "ifgw":
+        if self._batched == "ifgw":
             for sa, sb in missing.values():
                 if len(set(sa.cell_hashes)) != 1 or len(set(sb.cell_hashes)) != 1:
                     raise ValueError(
@@ -280,8 +281,8 @@ class PairwiseDistances:
                         if k not in dcell:
                             need.add(k)
         self._solve_cells(list(need))
-        mu, tau = (0.0, 0.0) if self.method == "ifgw" else (self._opt.mu, self._opt.tau)
-        single = self.method == "ifgw"
+        mu, tau = (0.0, 0.0) if self._batched == "ifgw" else (self._opt.mu, self._opt.tau)
+        single = self._batched == "ifgw"
         for k, (sa, sb) in missing.items():
             if single or (sa.repeated and sb.repeated and sa.frame == sb.frame):
                 # one cell repeated in the same frame: HOTNN = d_cell (see hotnn.outer_cost)

@@ -2,19 +2,22 @@
 
 Every choice here is a reconstruction [derived] and therefore an option:
 
-* **Operation mismatch** ``C_op(o, o')`` in [0, 1] (modelled on NASBOT's table): 0 for the same
-  label, 0.2 between convolutions of one family with different kernel sizes, 0.5 between pooling
-  types, 1 otherwise; input/output labels match only themselves.  Override with ``op_cost=``
-  (a callable or a dict ``{(o, o'): cost}``).
+* **Operation mismatch** ``C_op(o, o')`` in [0, 1] from the operations' declared features
+  (:mod:`hotnas.operations`, modelled on NASBOT's table): 0 for the same label, 0.2 between
+  convolutions of one family with different kernel sizes, 0.5 between pooling types, a space's
+  declared family / pair costs for its own operations, 1 otherwise; input/output labels match only
+  themselves. Undeclared labels cost 1 and warn once. Override with ``op_cost=`` (a callable or a
+  dict ``{(o, o'): cost}``).
 * **Structural location** ``s(u)`` in R^8: shortest, longest and random-walk path lengths from the
   inputs and to the output, in- and out-degree.  Path lengths and degrees are divided by n - 1; a
   missing path counts as n before normalising and every entry is clipped to [0, 1].
 * **Information flow** ``Phi(u, v) = min over directed paths u = w0 -> ... -> wr = v of
   sum_i (1 + omega(o(w_i)))``, ``Phi(u, u) = 0``; unreachable pairs get ``max finite + 1``; divided
   by the largest entry.  Variants ``flow="shortest" | "longest" | "random_walk"``, ``symmetrise``.
-* **Operation weights** ``omega`` (relative compute): conv 3x3 = 1, conv 1x1 = 0.5 (the value of the
-  spec's reference measurement, test 10.4), separable and
-  dilated convolutions 1, pooling 0.25, skip / sum / input / output 0.
+* **Operation weights** ``omega`` (relative compute, declared in :mod:`hotnas.operations`): conv 3x3
+  = 1, conv 1x1 = 0.5 (the value of the spec's reference measurement, test 10.4), separable and
+  dilated convolutions 1, pooling 0.25, skip / sum / input / output 0; a space's own operations
+  their declared weight; undeclared labels 0.5, with one warning.
 * **Node masses**: ``"uniform"`` (1/n) or ``"compute"`` (proportional to 0.1 + omega).
 """
 
@@ -27,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..cells import Cell, is_io_label
+from ..operations import OPERATIONS, pair_cost, weight_of
 
 __all__ = [
     "OP_FAMILY",
@@ -41,65 +45,31 @@ __all__ = [
     "FeatureOptions",
 ]
 
-#: label -> (family, kernel size).  Families group operations whose mismatch is small.
+#: label -> (family, kernel size) of the built-in operations with a kernel size (a read-only view of
+#: :data:`hotnas.operations.OPERATIONS`, kept for compatibility; declare new labels there).
 OP_FAMILY: dict[str, tuple[str, int]] = {
-    # NAS-Bench-201
-    "nor_conv_3x3": ("conv", 3),
-    "nor_conv_1x1": ("conv", 1),
-    "avg_pool_3x3": ("pool", 3),
-    # NAS-Bench-101
-    "conv3x3-bn-relu": ("conv", 3),
-    "conv1x1-bn-relu": ("conv", 1),
-    "maxpool3x3": ("pool", 3),
-    # DARTS
-    "sep_conv_3x3": ("sep_conv", 3),
-    "sep_conv_5x5": ("sep_conv", 5),
-    "dil_conv_3x3": ("dil_conv", 3),
-    "dil_conv_5x5": ("dil_conv", 5),
-    "max_pool_3x3": ("pool", 3),
-}
+    k: (op.family, op.size) for k, op in OPERATIONS.items() if op.size is not None}
 
-DEFAULT_OP_WEIGHTS: dict[str, float] = {
-    "nor_conv_3x3": 1.0,
-    "nor_conv_1x1": 0.5,
-    "conv3x3-bn-relu": 1.0,
-    "conv1x1-bn-relu": 0.5,
-    "sep_conv_3x3": 1.0,
-    "sep_conv_5x5": 1.0,
-    "dil_conv_3x3": 1.0,
-    "dil_conv_5x5": 1.0,
-    "avg_pool_3x3": 0.25,
-    "max_pool_3x3": 0.25,
-    "maxpool3x3": 0.25,
-    "skip_connect": 0.0,
-    "sum": 0.0,
-}
+#: label -> omega of the built-in operations (a view of :data:`hotnas.operations.OPERATIONS`).
+DEFAULT_OP_WEIGHTS: dict[str, float] = {k: op.weight for k, op in OPERATIONS.items() if k != "none"}
 
 N_STRUCT = 8
 
 
 def op_cost(a: str, b: str) -> float:
-    """Default operation mismatch C_op(a, b) in [0, 1] (spec 3.2)."""
-    if a == b:
-        return 0.0
-    if is_io_label(a) or is_io_label(b):
-        return 1.0
-    fa, fb = OP_FAMILY.get(a), OP_FAMILY.get(b)
-    if fa is None or fb is None or fa[0] != fb[0]:
-        return 1.0
-    if fa[0] == "pool":
-        return 0.5
-    return 0.2  # same convolution family, different kernel size
+    """Default operation mismatch C_op(a, b) in [0, 1] (spec 3.2), from the declared operation
+    features (:func:`hotnas.operations.pair_cost`; undeclared labels cost 1 and warn once)."""
+    return pair_cost(a, b)
 
 
 def op_weight(op: str, weights: Mapping[str, float] | None = None) -> float:
-    """omega(op): relative compute of an operation (0 for input/output and unknown structural nodes)."""
-    table = DEFAULT_OP_WEIGHTS if weights is None else weights
+    """omega(op): relative compute of an operation — ``weights[op]`` when given, else the declared
+    weight (:func:`hotnas.operations.weight_of`: 0 for input/output, 0.5 and a warning if undeclared)."""
     if is_io_label(op):
         return 0.0
-    if op in table:
-        return float(table[op])
-    return float(DEFAULT_OP_WEIGHTS.get(op, 0.5))
+    if weights is not None and op in weights:
+        return float(weights[op])
+    return weight_of(op)
 
 
 @dataclass(frozen=True)

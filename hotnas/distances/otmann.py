@@ -13,7 +13,13 @@ Cell spaces as layer graphs [engineering choice, spec 7]: a network is flattened
 feeds the next cell's last input, the cell before that its other input; one network input ``ip``
 and output ``op``); ``skip_connect``, ``sum`` and the cells' own input/output nodes are contracted
 into edges; conv 1x1/3x3/5x5 (plain, separable or dilated) become ``conv k``, pools
-``max-pool`` / ``avg-pool``.  ``level="cell"`` compares one cell (the default, ``"auto"``, does so
+``max-pool`` / ``avg-pool``. Any other operation is a layer of its own, labelled by its name, with
+the features its space declared (:mod:`hotnas.operations`): a ``passthrough`` operation is
+contracted like skip, one with ``params`` is conv-like (mass, structure group), one without is
+pool-like; two such labels of one family cost ``nu_nas x C_op`` (the declared family or pair cost),
+else "infinite". An undeclared label is never contracted: it is a conv-like layer of its own, and
+it warns once (before this rule, every unknown label was contracted and OTMANN returned 0 between
+cells of unknown operations).  ``level="cell"`` compares one cell (the default, ``"auto"``, does so
 for networks made of one repeated cell, NB101 and NB201; DARTS is compared as a network).
 
 * Layer masses (``compute_layer_masses`` with every layer of ``units`` units): conv = incoming
@@ -36,6 +42,7 @@ import numpy as np
 from .emd import emd as exact_ot
 
 from ..cells import Cell, Network, is_io_label
+from ..operations import OPERATIONS, pair_cost, warn_undeclared
 
 __all__ = ["LayerGraph", "layer_graph", "otmann", "otmann_distance", "label_mismatch"]
 
@@ -58,17 +65,44 @@ class LayerGraph:
     fwd: np.ndarray  # (L, 9) path lengths to op
 
 
+_OWN = "op:"  # prefix of a layer labelled by its own operation name
+
+
 def _layer_label(op: str) -> str | None:
+    """OTMANN's layer label of an operation, or None for a node contracted into an edge."""
     if op in _KERNEL:
         return f"conv{_KERNEL[op]}"
     if op in _POOL:
         return _POOL[op]
-    return None
+    if is_io_label(op) or op in _CONTRACT:
+        return None
+    decl = OPERATIONS.peek(op)
+    if decl is not None and decl.passthrough:
+        return None
+    return _OWN + op  # a declared operation, or an undeclared one (warned about by layer_graph)
+
+
+def _has_params(lab: str) -> bool:
+    if lab.startswith(_OWN):
+        decl = OPERATIONS.peek(lab[len(_OWN):])
+        return True if decl is None else bool(decl.params)
+    return lab.startswith("conv")
+
+
+def _parameter_free(lab: str) -> bool:
+    if lab.startswith(_OWN):
+        return not _has_params(lab)
+    return lab.endswith("-pool")
 
 
 def label_mismatch(a: str, b: str, nu_nas: float = 1.0) -> float:
     if a == b:
         return 0.0
+    if a.startswith(_OWN) and b.startswith(_OWN):
+        oa, ob = a[len(_OWN):], b[len(_OWN):]
+        da, db = OPERATIONS.peek(oa), OPERATIONS.peek(ob)
+        c = pair_cost(oa, ob) if da is not None and db is not None else 1.0
+        return nu_nas * c if c < 1.0 else _INF
     if a.startswith("conv") and b.startswith("conv"):
         return nu_nas * np.sqrt(2) / 10 * np.sqrt(abs(int(a[4:]) - int(b[4:])))
     if a.endswith("-pool") and b.endswith("-pool"):
@@ -131,13 +165,15 @@ def _layer_graph_cached(key: str, net: Network, level: str, units: float) -> Lay
     masses = np.zeros(L)
     for i, lab in enumerate(labs):
         fan_in = units * len(pa[i])
-        if lab.startswith("conv"):
+        if i == 0 or i == L - 1:
+            continue
+        if _has_params(lab):
             masses[i] = fan_in * units
-        elif lab.endswith("-pool"):
+        elif _parameter_free(lab):
             masses[i] = fan_in
     proc = masses.sum()
     masses[0] = masses[-1] = max(0.1 * proc, 1e-12)
-    groups = (lambda s: True, lambda s: s.startswith("conv"), lambda s: s.endswith("-pool"))
+    groups = (lambda s: True, _has_params, _parameter_free)
     order = list(range(L))  # contraction keeps topological order
     bk = np.zeros((L, 9))
     fw = np.zeros((L, 9))
@@ -174,6 +210,9 @@ def layer_graph(net: Network | Cell, level: str = "auto", units: float = 16.0) -
     if level not in ("cell", "network"):
         raise ValueError(f"otmann level must be 'auto', 'cell' or 'network', got {level!r}")
     key = (net.cells[0].cell.canonical_hash if level == "cell" else net.canonical_hash)
+    cells = [net.cells[0].cell] if level == "cell" else [c.cell for c in net.cells]
+    warn_undeclared({o for c in cells for o in c.ops if _layer_label(o) is not None and _layer_label(o).startswith(_OWN)
+                     and o not in OPERATIONS}, "otmann")
     return _layer_graph_cached(key + level, net, level, float(units))
 
 

@@ -9,7 +9,9 @@ r"""TW-NAS tree-Wasserstein baseline (spec 7.2; after ntienvu/TW_NAS ``tw_2g_v2b
   family with several kernel sizes or types (conv, sep_conv, dil_conv, pool) is an inner node
   joined to the root by weight 1 - alpha, its operations are leaves of weight alpha; other
   operations (skip_connect, ...) are leaves of weight 1 under the root.  alpha = 0.1.  Hence
-  conv3-only vs conv1-only = 2 alpha, conv3-only vs pool-only = 2.
+  conv3-only vs conv1-only = 2 alpha, conv3-only vs pool-only = 2. A space's own operations are
+  placed by their declared ``family`` (:mod:`hotnas.operations`; ``passthrough`` ones at the
+  root); undeclared labels are root leaves and warn once.
 * **Structure part**: layer index of a node = shortest hop distance from the inputs (unreachable
   nodes dropped); in- and out-degrees summed per layer index, normalised to 1 (uniform if all
   zero), compared as 1-D measures on a chain with bin i of an L-layer cell at i / L.
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..cells import Cell, Network, is_io_label
-from .features import OP_FAMILY
+from ..operations import OPERATIONS, warn_undeclared
 
 __all__ = ["tw_op", "chain_tw", "degree_histograms", "tw_cell", "tw_distance"]
 
@@ -49,14 +51,16 @@ def tw_op(h1: dict[str, float], h2: dict[str, float], alpha: float = 0.1) -> flo
     """Tree-Wasserstein between two operation histograms (family tree, leaf weight alpha)."""
     total = 0.0
     fam_delta: dict[str, float] = {}
-    for o in set(h1) | set(h2):
+    labels = set(h1) | set(h2)
+    warn_undeclared(labels, "tw")
+    for o in labels:
         d = h1.get(o, 0.0) - h2.get(o, 0.0)
-        fam = OP_FAMILY.get(o)
-        if fam is None:
+        decl = OPERATIONS.peek(o)
+        if decl is None or decl.passthrough:
             total += abs(d)
         else:
             total += alpha * abs(d)
-            fam_delta[fam[0]] = fam_delta.get(fam[0], 0.0) + d
+            fam_delta[decl.family] = fam_delta.get(decl.family, 0.0) + d
     return total + (1.0 - alpha) * sum(abs(x) for x in fam_delta.values())
 
 

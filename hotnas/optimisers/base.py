@@ -18,11 +18,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from sdot.registry import Registry
+
 from ..benchmarks.base import Benchmark, Evaluation
 from ..spaces.base import SearchSpace
 
 __all__ = ["Optimiser", "SearchResult", "run_search", "OPTIMISERS", "register_optimiser", "get_optimiser",
-           "rng_state", "set_rng_state"]
+           "rng_state", "set_rng_state", "write_csv"]
 
 
 def rng_state(rng: np.random.Generator) -> dict:
@@ -57,13 +59,37 @@ class Optimiser(ABC):
         """Propose ``n`` distinct architectures not evaluated before."""
 
     def tell(self, evals: list[Evaluation]) -> None:
-        """Record evaluations (any order, any subset of what was asked)."""
-        for ev in evals:
+        """Record evaluations (any order, any subset of what was asked).
+
+        Raises TypeError for anything but a list of evaluations (objects with ``arch`` and ``value``),
+        ValueError for an architecture the space rejects or a non-finite value."""
+        for ev in self.check_evaluations(evals):
             if not np.isfinite(ev.value):
                 raise ValueError(f"evaluation of {ev.arch!r} is not finite: {ev.value!r}")
             self.X.append(ev.arch)
             self.y.append(float(ev.value))
             self._seen.add(ev.arch)
+
+    def check_evaluations(self, evals: Any) -> list[Evaluation]:
+        """``evals`` as a list after checking it: a list (or other iterable, not a string) of
+        :class:`Evaluation`-like objects with a string ``arch`` valid in the space and a real ``value``."""
+        import numbers
+
+        if isinstance(evals, (str, bytes, Evaluation)) or not hasattr(evals, "__iter__"):
+            raise TypeError(f"{type(self).__name__}.tell() takes a list of Evaluation objects, got "
+                            f"{type(evals).__name__} {evals!r:.60}")
+        out = list(evals)
+        for ev in out:
+            arch, value = getattr(ev, "arch", None), getattr(ev, "value", None)
+            if not isinstance(arch, str) or isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"{type(self).__name__}.tell() takes Evaluation objects (a string arch and a real "
+                                f"value), got {type(ev).__name__} {ev!r:.80}")
+            try:
+                self.space.canonical(arch)
+            except ValueError as exc:
+                raise ValueError(f"{type(self).__name__}.tell(): {arch!r} is not an architecture of search space "
+                                 f"{getattr(self.space, 'name', type(self.space).__name__)!r}: {exc}") from None
+        return out
 
     def check_budget(self, budget: int) -> None:
         """Refuse a budget this optimiser cannot work with (e.g. smaller than its initial design).
@@ -132,6 +158,79 @@ class SearchResult:
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    #: Columns of :meth:`rows`, :meth:`to_csv` and :meth:`to_frame`, in order.
+    COLUMNS = ("method", "seed", "query", "arch", "value", "test", "cost", "cumulative_cost", "best_so_far",
+               "test_of_best", "regret", "recommendation", "wall_clock")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SearchResult":
+        """A result from :meth:`to_dict` output (extra keys, e.g. a run directory's, are ignored)."""
+        names = [f for f in cls.__dataclass_fields__]
+        return cls(**{k: (list(d[k]) if isinstance(d[k], list) else d[k]) for k in names if k in d})
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One tidy row per query (like Optuna's ``trials_dataframe``): ``query`` counts from 1,
+        ``cumulative_cost`` sums ``cost``, ``regret`` is ``optimum - best_so_far`` (None without a
+        known optimum), ``recommendation`` the optimiser's answer after that query."""
+        out = []
+        total = 0.0
+        for i, arch in enumerate(self.archs):
+            total += float(self.costs[i])
+            out.append({"method": self.method, "seed": self.seed, "query": i + 1, "arch": arch,
+                        "value": self.values[i], "test": self.tests[i], "cost": self.costs[i],
+                        "cumulative_cost": total, "best_so_far": self.best_so_far[i],
+                        "test_of_best": self.test_of_best[i],
+                        "regret": None if self.optimum is None else self.optimum - self.best_so_far[i],
+                        "recommendation": self.recommendations[i], "wall_clock": self.wall_clock[i]})
+        return out
+
+    def to_csv(self, path: Any) -> Any:
+        """Write :meth:`rows` as a CSV with a header (:attr:`COLUMNS`; None is an empty cell); returns ``path``.
+        ``path`` may also be an open text file."""
+        write_csv(self.rows(), path, self.COLUMNS)
+        return path
+
+    def to_frame(self) -> Any:
+        """:meth:`rows` as a ``pandas.DataFrame`` (pandas is optional: ImportError saying how to install it)."""
+        pd = _pandas("SearchResult.to_frame()")
+        return pd.DataFrame(self.rows(), columns=list(self.COLUMNS))
+
+
+def _pandas(what: str) -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError(f"{what} needs pandas, which is not installed: pip install pandas "
+                          f"(or pip install 'sdot-nas[pandas]'); to_csv() needs nothing more") from None
+    return pandas
+
+
+def write_csv(rows: list[dict[str, Any]], path: Any, columns: Any) -> None:
+    """Write dict rows as a CSV with the header ``columns`` (None -> empty cell, floats in full precision)."""
+    import csv
+    import io
+    import os
+
+    def cell(v: Any) -> Any:
+        if v is None:
+            return ""
+        if isinstance(v, (float, np.floating)):
+            return repr(float(v))
+        if isinstance(v, np.integer):
+            return int(v)
+        return v
+
+    own = isinstance(path, (str, os.PathLike))
+    fh = open(path, "w", newline="", encoding="utf-8") if own else path
+    try:
+        w = csv.writer(fh)
+        w.writerow(list(columns))
+        for r in rows:
+            w.writerow([cell(r.get(c)) for c in columns])
+    finally:
+        if own:
+            fh.close()
+
 
 def run_search(optimiser: Optimiser, benchmark: Benchmark, budget: int, batch_size: int = 1,
                seed: int | None = None,
@@ -155,23 +254,20 @@ def run_search(optimiser: Optimiser, benchmark: Benchmark, budget: int, batch_si
     return res
 
 
-OPTIMISERS: dict[str, Callable[..., Optimiser]] = {}
+#: name -> optimiser class (one :class:`sdot.registry.Registry`: duplicates refused, did-you-mean errors).
+OPTIMISERS: Registry = Registry("optimiser", hint="add one with @hotnas.optimisers.register_optimiser(name)")
 
 
 def register_optimiser(name: str):
-    """Class decorator adding an optimiser factory to the registry under ``name``."""
+    """Class decorator adding an optimiser factory to the registry under ``name`` (same class again: no-op)."""
 
     def deco(cls):
-        if name in OPTIMISERS:
-            raise ValueError(f"an optimiser named {name!r} is already registered")
-        OPTIMISERS[name] = cls
+        OPTIMISERS.register(name, cls)
         return cls
 
     return deco
 
 
 def get_optimiser(name: str, space: SearchSpace, seed: int | None = 0, **kwargs: Any) -> Optimiser:
-    """Build a registered optimiser by name; unknown names raise a ValueError listing the choices."""
-    if name not in OPTIMISERS:
-        raise ValueError(f"unknown optimiser {name!r}; expected one of {sorted(OPTIMISERS)}")
-    return OPTIMISERS[name](space, seed=seed, **kwargs)
+    """Build a registered optimiser by name; unknown names raise a ValueError naming the closest choice."""
+    return OPTIMISERS.load(name)(space, seed=seed, **kwargs)
