@@ -5,6 +5,7 @@
     sdot-nas run runs/main --resume                          # continue a killed run (nothing lost)
     sdot-nas compare --benchmark digits --methods flow,hotnas,evolution,random --seed 0-2 --budget 20
     sdot-nas plot runs/main ; sdot-nas report runs/main
+    sdot-nas export runs/main --csv runs_main.csv            # every evaluation of every trial, one tidy row each
     sdot-nas list                                            # every registry's names
     sdot-nas validate CONFIG                                 # check a config, print it resolved
 
@@ -40,7 +41,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out (or RUN_DIR), losing nothing")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.add_argument("--seed", help="seed(s) overriding the config: 3, 0,2,5 or 0-9")
-    p.add_argument("--budget", type=int, help="queries per trial, overriding the config")
+    p.add_argument("--budget", type=int, help="queries per trial, overriding the config (report milestones above "
+                   "it are dropped and the budget added)")
     p.add_argument("--no-report", action="store_true", help="skip the figures and report.md at the end")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_execution_flags(p)
@@ -75,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write RUN_DIR/report.md: the results table and the figures")
     p.add_argument("run_dir")
     p.add_argument("--no-plots", action="store_true", help="table only")
+    p = sub.add_parser("export", help="write every evaluation of a run directory as a tidy CSV")
+    p.add_argument("run_dir")
+    p.add_argument("--csv", required=True, metavar="OUT", help="the CSV file to write ('-' for standard output)")
     sub.add_parser("list", help="list every registry's names (what a config may name)")
     p = sub.add_parser("validate", help="check a config and print it resolved")
     p.add_argument("config")
@@ -164,20 +169,41 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
             print(f"sdot-nas: {args.config} is a run directory; pass --resume to continue it "
                   f"(or 'sdot-nas report {args.config}')", file=sys.stderr)
             return 2
-        raw = tomllib.loads((run.path / "config.toml").read_text())
-        config = config_from_dict(raw, str(run.path / "config.toml"), overrides=overrides)
+        config = config_from_dict(run.raw_config(), str(run.path / "config.toml"), overrides=overrides)
         out = run.path
     else:
+        if args.budget is not None:
+            ms = _milestones_for_budget(Path(args.config), args.data, args.budget)
+            if ms is not None:
+                overrides["report.milestones"] = ms
         config = load_config(args.config, data=args.data, overrides=overrides)
         out = Path(args.out) if args.out else default_out(config)
     summary = run_config(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
-                         report=not args.no_report, command=["sdot-nas", *argv])
+                         report=not args.no_report, command=["sdot-nas", *argv],
+                         from_run_dir=args.command == "run" and Path(args.config).is_dir())
     wall = time.perf_counter() - t0
     print(_summary_text(summary))
     report = Path(summary["run_dir"]) / "report.md"
     where = f"; report: {report}" if report.exists() and not args.no_report else ""
     print(f"sdot-nas: done in {_format_time(wall)} (wall clock, {wall:.1f} s){where}")
     return 0
+
+
+def _milestones_for_budget(path: Path, data: str | None, budget: int) -> list[int] | None:
+    """The config's report milestones fitted to a ``--budget``: those above it dropped, the budget added
+    (None when the config lists none: the default quarters follow the budget by themselves)."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None                         # load_config reports the problem
+    report = raw.get("report") if isinstance(raw.get("report"), dict) else {}
+    ms = report.get("milestones")
+    wd = raw.get("with_data")
+    if data is not None and isinstance(wd, dict) and isinstance(wd.get("report"), dict):
+        ms = wd["report"].get("milestones", ms)
+    if not isinstance(ms, list) or not ms or not all(isinstance(m, int) for m in ms):
+        return None
+    return sorted({m for m in ms if m < budget} | {budget})
 
 
 def _summary_text(summary: dict[str, Any]) -> str:
@@ -210,6 +236,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     path = write_report(args.run_dir, plots=not args.no_plots)
     print(f"sdot-nas: wrote {path}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .report import export_csv
+    from .rundir import RunDir
+
+    run = RunDir.open(args.run_dir)
+    n = export_csv(run, args.csv)
+    if args.csv != "-":
+        print(f"sdot-nas: wrote {n} evaluation(s) of {len(run.trial_ids())} trial(s) to {args.csv}")
     return 0
 
 
@@ -247,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_plot(args)
         if args.command == "report":
             return _cmd_report(args)
+        if args.command == "export":
+            return _cmd_export(args)
         if args.command == "list":
             return _cmd_list()
         return _cmd_validate(args)

@@ -47,7 +47,6 @@ name), so a run directory can tell whether it belongs to a config.
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 import importlib
 import inspect
@@ -58,6 +57,8 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
+
+from sdot.registry import did_you_mean  # re-exported: one did-you-mean for the project
 
 __all__ = ["ConfigError", "Config", "MethodSpec", "BenchmarkSpec", "SearchSpec", "ExecutionSpec", "ReportSpec",
            "load_config", "config_from_dict", "dump_toml", "registries", "registry_entry", "import_plugins",
@@ -72,20 +73,16 @@ class ConfigError(ValueError):
 # registries
 
 
-# kind -> (module, attribute) candidates, first found wins; the attribute is a dict (or a tuple) of names.
-_REGISTRY_SOURCES: dict[str, list[tuple[str, str]]] = {
-    "optimiser": [("hotnas.optimisers", "OPTIMISERS"), ("hotnas.optimisers.base", "OPTIMISERS")],
-    "benchmark": [("hotnas.benchmarks", "BENCHMARKS")],
-    "rate_law": [("sdot.rates", "RATE_LAWS")],
-    "solver": [("sdot", "SOLVERS"), ("sdot.solvers", "SOLVERS"), ("sdot.grid", "METHODS")],
-    "schedule": [("sdot", "SCHEDULES"), ("sdot.schedules", "SCHEDULES")],
-    "distance": [("hotnas.distances", "DISTANCES"), ("hotnas.distances", "METHODS")],
-    "kernel": [("hotnas.kernels", "KERNELS")],
-    "acquisition": [("hotnas.acquisitions", "ACQUISITIONS"), ("hotnas.acquisition", "ACQUISITIONS"),
-                    ("hotnas.bo", "ACQUISITIONS")],
-    "space": [("hotnas.spaces", "SPACES")],
-    "executor": [("experiments.executors", "EXECUTORS")],
-}
+#: Modules whose import creates the library's registries; each registry is a
+#: :class:`sdot.registry.Registry` listed in :data:`sdot.registry.REGISTRIES` by its kind, which is
+#: what is read here (live: a plugin's registrations show up once it is imported). An import error
+#: here is a broken installation and propagates.
+REGISTRY_MODULES = ("sdot.rates", "sdot.schedules", "hotnas.spaces", "hotnas.distances", "hotnas.kernels",
+                    "hotnas.acquisition", "hotnas.benchmarks", "hotnas.optimisers")
+
+#: Kinds shown by ``sdot-nas list`` and checked in configs, in this order.
+KINDS = ("optimiser", "benchmark", "rate_law", "solver", "schedule", "distance", "kernel", "acquisition", "space",
+         "executor")
 
 #: Option keys whose values are registry names (a string, or a list of strings), by registry kind.
 OPTION_REGISTRIES: dict[str, str] = {
@@ -95,48 +92,49 @@ OPTION_REGISTRIES: dict[str, str] = {
 }
 
 
+def _fixed_choices(kind: str) -> tuple[str, ...]:
+    """Name lists that are not (yet) registries: executors, and the grid solver's methods."""
+    if kind == "executor":
+        from .executors import EXECUTORS
+        return tuple(EXECUTORS)
+    if kind == "solver":
+        from sdot.grid import METHODS
+        return tuple(METHODS)
+    return ()
+
+
 def _registry_object(kind: str) -> Any:
-    for module, attr in _REGISTRY_SOURCES[kind]:
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            continue
-        if hasattr(mod, attr):
-            return getattr(mod, attr)
-    return None
+    from sdot.registry import REGISTRIES
+
+    for module in REGISTRY_MODULES:
+        importlib.import_module(module)
+    return REGISTRIES.get(kind)
 
 
 def registries() -> dict[str, list[str]]:
-    """Every registry's valid names, read live (after the library's modules are imported)."""
+    """Every registry's valid names, read live from :data:`sdot.registry.REGISTRIES`."""
+    from sdot.registry import REGISTRIES
+
     out = {}
-    for kind in _REGISTRY_SOURCES:
+    for kind in KINDS:
         obj = _registry_object(kind)
-        out[kind] = sorted(obj) if obj is not None else []
+        out[kind] = sorted(obj) if obj is not None else sorted(_fixed_choices(kind))
+    for kind, reg in REGISTRIES.items():  # registries defined elsewhere (e.g. by a plugin)
+        out.setdefault(kind, sorted(reg))
     return out
 
 
 def registry_entry(kind: str, name: str) -> Any:
     """The object registered under ``name`` (a lazy ``"module:attr"`` entry is imported), or None."""
     obj = _registry_object(kind)
-    if not isinstance(obj, Mapping) or name not in obj:
+    if obj is None or name not in obj:
         return None
-    entry = obj[name]
-    if isinstance(entry, str) and ":" in entry:
-        module, attr = entry.split(":")
-        package = _REGISTRY_SOURCES[kind][0][0]
-        try:
-            entry = importlib.import_module(module, package)
-            for part in attr.split("."):
-                entry = getattr(entry, part)
-        except (ImportError, AttributeError):
-            return None
-    return entry
+    try:
+        return obj.load(name)
+    except ImportError:
+        return None
 
 
-def did_you_mean(word: str, choices: list[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest choice, or an empty string."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _check_name(kind: str, name: Any, where: str) -> None:
@@ -154,6 +152,9 @@ def _check_name(kind: str, name: Any, where: str) -> None:
 def import_plugins(plugins: list[str], where: str = "plugins") -> None:
     """Import each plugin module (they register their components on import)."""
     for mod in plugins:
+        if not isinstance(mod, str) or not mod.strip() or mod.startswith("."):
+            raise ConfigError(f"{where}: plugin module name {mod!r} is not a module name; list importable modules "
+                              f"such as \"my_ext\" or \"package.module\"")
         try:
             importlib.import_module(mod)
         except ImportError as exc:

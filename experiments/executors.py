@@ -12,7 +12,10 @@ its own stream, ``np.random.SeedSequence(seed).spawn(n)[i]`` for task ``i`` (:fu
 from a worker's global state; and :func:`map_seeded` returns results in task order.
 
 Workers run one thread each (``torch.set_num_threads(1)``, ``OMP/MKL/OPENBLAS_NUM_THREADS=1`` and
-``threadpoolctl``), so two workers on two cores do not oversubscribe them.
+``threadpoolctl``), so two workers on two cores do not oversubscribe them. Process-pool workers exit
+when their parent dies, even by ``kill -9`` (:func:`exit_with_parent`: ``prctl(PR_SET_PDEATHSIG)`` on
+Linux, and a watcher thread that checks ``os.getppid()`` everywhere), so no orphan goes on writing
+into a run directory that a resumed run is using.
 
 Ray is an optional extra (``pip install 'sdot-nas[ray]'``), imported only when ``kind="ray"``;
 ``address=None`` starts a local instance with ``workers`` CPUs, ``address="auto"`` (or a
@@ -26,10 +29,11 @@ import concurrent.futures as cf
 import multiprocessing as mp
 import os
 import sys
+import time
 from typing import Any, Callable, Iterable, Sequence
 
 __all__ = ["EXECUTORS", "SerialExecutor", "RayExecutor", "make_executor", "task_seeds", "map_seeded",
-           "limit_threads", "resolve_workers"]
+           "limit_threads", "resolve_workers", "exit_with_parent"]
 
 #: Names accepted by :func:`make_executor` (and by ``[execution] executor`` in a config).
 EXECUTORS = ("serial", "process", "ray")
@@ -58,6 +62,42 @@ def limit_threads(n: int = 1) -> None:
             torch.set_num_interop_threads(n)
         except RuntimeError:  # already set, or parallel work already started in this process
             pass
+
+
+def exit_with_parent(parent_pid: int, poll_s: float = 0.25) -> None:
+    """Make this process exit as soon as process ``parent_pid`` (its parent) is gone.
+
+    On Linux the kernel sends SIGKILL to this process when its parent dies (``prctl(PR_SET_PDEATHSIG)``
+    through ctypes); everywhere, a daemon thread checks every ``poll_s`` seconds that ``os.getppid()``
+    is still ``parent_pid`` (a child of a dead parent is re-parented) and calls ``os._exit(1)`` if not.
+    """
+    import signal
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)        # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):  # pragma: no cover - no libc prctl: the watcher alone
+            pass
+    if os.getppid() != parent_pid:          # the parent died before the line above
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _init_worker(n_threads: int, parent_pid: int) -> None:
+    """Initializer of process-pool workers: one thread each, and exit when the parent dies."""
+    exit_with_parent(parent_pid)
+    limit_threads(n_threads)
 
 
 def resolve_workers(workers: int | None) -> int:
@@ -152,7 +192,7 @@ def make_executor(kind: str = "serial", workers: int | None = 1, *, address: str
     if kind == "process":
         # spawn, not fork: forking a process that already runs torch/BLAS thread pools can deadlock
         return cf.ProcessPoolExecutor(max_workers=resolve_workers(workers), mp_context=mp.get_context("spawn"),
-                                      initializer=limit_threads, initargs=(1,))
+                                      initializer=_init_worker, initargs=(1, os.getpid()))
     return RayExecutor(workers=workers, address=address, runtime_env=runtime_env)
 
 

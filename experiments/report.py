@@ -4,6 +4,8 @@
 validation value, its regret when the optimum is known, and the test value of the best-so-far
 architecture, at milestone query counts); :func:`write_report` draws the figures
 (:mod:`experiments.plots`) and writes ``report.md`` — the table, then the PNGs.
+:func:`export_csv` (``sdot-nas export RUN_DIR --csv OUT``) and :func:`trials_frame` give every
+evaluation of every trial as one tidy row (:data:`EXPORT_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,45 @@ import numpy as np
 from .config import Config
 from .rundir import RunDir, atomic_write, build_benchmark, load_trial_results
 
-__all__ = ["summarise", "write_report", "make_figures"]
+__all__ = ["summarise", "write_report", "make_figures", "trial_rows", "export_csv", "trials_frame",
+           "EXPORT_COLUMNS"]
+
+#: Columns of :func:`export_csv`: the trial, then :attr:`hotnas.optimisers.base.SearchResult.COLUMNS`
+#: (``method`` is the method's label), then whether the trial was unfinished.
+EXPORT_COLUMNS = ("trial", "optimiser", "method", "seed", "query", "arch", "value", "test", "cost", "cumulative_cost",
+                  "best_so_far", "test_of_best", "regret", "recommendation", "wall_clock", "partial")
+
+
+def trial_rows(run: RunDir | str | Path) -> list[dict[str, Any]]:
+    """One row per evaluation of every trial of a run directory (finished or not), trials in order."""
+    from hotnas.optimisers.base import SearchResult
+
+    run = run if isinstance(run, RunDir) else RunDir.open(run)
+    rows: list[dict[str, Any]] = []
+    for tid, r in sorted(load_trial_results(run).items()):
+        res = SearchResult.from_dict({**r, "method": r.get("label") or r.get("method")})
+        for row in res.rows():
+            row.update(trial=tid, optimiser=r.get("optimiser"), partial=bool(r.get("partial", False)))
+            rows.append(row)
+    return rows
+
+
+def export_csv(run: RunDir | str | Path, path: str | Path) -> int:
+    """Write :func:`trial_rows` as a tidy CSV (``"-"``: standard output); returns the number of rows."""
+    import sys
+
+    from hotnas.optimisers.base import write_csv
+
+    rows = trial_rows(run)
+    write_csv(rows, sys.stdout if str(path) == "-" else path, EXPORT_COLUMNS)
+    return len(rows)
+
+
+def trials_frame(run: RunDir | str | Path) -> Any:
+    """:func:`trial_rows` as a ``pandas.DataFrame`` (pandas is optional)."""
+    from hotnas.optimisers.base import _pandas
+
+    return _pandas("trials_frame()").DataFrame(trial_rows(run), columns=list(EXPORT_COLUMNS))
 
 
 def _stat(values: list[float | None]) -> dict[str, float] | None:

@@ -70,15 +70,20 @@ def _query_on_worker(key: tuple, plugins: list[str], name: str, options: dict, s
     return bench.query(arch)
 
 
-def _worker_evaluator(executor: cf.Executor, spec: TrialSpec) -> Callable[[Any, list[str]], list[Any]]:
+def _worker_evaluator(executor: cf.Executor, spec: TrialSpec) -> Callable[..., list[Any]]:
     key = (spec.benchmark, repr(sorted(spec.benchmark_options.items())), spec.seed, spec.device)
 
-    def evaluate(bench: Any, archs: list[str]) -> list[Any]:
-        futures = [executor.submit(_query_on_worker, key, spec.plugins, spec.benchmark, spec.benchmark_options,
-                                   spec.seed, spec.device, a) for a in archs]
-        evals = [f.result() for f in futures]
-        bench.n_queries += len(evals)          # the parent's benchmark counts what its workers did
-        bench.total_cost += sum(ev.cost for ev in evals)
+    def evaluate(bench: Any, archs: list[str], on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
+        futures = {executor.submit(_query_on_worker, key, spec.plugins, spec.benchmark, spec.benchmark_options,
+                                   spec.seed, spec.device, a): i for i, a in enumerate(archs)}
+        evals: list[Any] = [None] * len(archs)
+        for fut in cf.as_completed(futures):          # each is logged the moment it comes back
+            i = futures[fut]
+            evals[i] = fut.result()
+            bench.n_queries += 1                      # the parent's benchmark counts what its workers did
+            bench.total_cost += evals[i].cost
+            if on_result is not None:
+                on_result(i, evals[i])
         return evals
 
     return evaluate
@@ -123,7 +128,7 @@ class _Progress:
                         fh.seek(self.offsets[f])
                         chunk = fh.read(size - self.offsets[f])
                     self.offsets[f] += len(chunk)
-                    self.counts[f] += chunk.count(b"\n")
+                    self.counts[f] += chunk.count(b'"kind": "eval"')
             except OSError:
                 pass
         for f, n in (finished or {}).items():
@@ -147,22 +152,43 @@ class _Progress:
 
 def run_config(config: Config, out: str | Path | None = None, *, resume: bool = False, overwrite: bool = False,
                executor: cf.Executor | None = None, progress: bool = True, report: bool = True,
-               command: list[str] | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+               command: list[str] | None = None, log: Callable[[str], None] = print,
+               from_run_dir: bool = False) -> dict[str, Any]:
     """Run (or resume) every trial of ``config`` in ``out``; write the summary, and the plots and the
     report when ``report``; return the summary. Raises :class:`RunFailed` when some trial failed (after
-    the others finished) — fix the cause and ``--resume``."""
-    from .report import summarise, write_report
+    the others finished) — fix the cause and ``--resume``.
 
+    The run directory is locked for the whole call (:class:`~experiments.rundir.RunLock`): a second
+    process running or resuming it is refused with :class:`~experiments.rundir.RunDirError`.
+    ``from_run_dir``: ``config`` was read from ``out``'s own ``config.toml`` (for the error message
+    when it was edited)."""
     t_start = time.perf_counter()
     out = Path(out) if out is not None else default_out(config)
     if resume and RunDir.is_run_dir(out):
-        run = RunDir.open(out)
-        run.check_config(config)
+        run = RunDir.open(out).lock(log)
+        try:
+            run.check_config(config, from_run_dir=from_run_dir)
+            removed = run.clean_temp_files()
+        except BaseException:
+            run.unlock()
+            raise
+        if removed:
+            log(f"sdot-nas: removed {len(removed)} temporary file(s) of interrupted writes: {', '.join(removed[:5])}")
     elif resume and out.exists() and any(out.iterdir()):
         run = RunDir.open(out)      # raises: not a run directory
     else:
         preflight(config)
-        run = RunDir.create(out, config, overwrite=overwrite, command=command)
+        run = RunDir.create(out, config, overwrite=overwrite, command=command, log=log)
+    try:
+        return _run_locked(config, run, resume, executor, progress, report, log, t_start)
+    finally:
+        run.unlock()
+
+
+def _run_locked(config: Config, run: RunDir, resume: bool, executor: cf.Executor | None, progress: bool,
+                report: bool, log: Callable[[str], None], t_start: float) -> dict[str, Any]:
+    from .report import summarise, write_report
+
     specs = TrialSpec.from_config(config)
     ex = config.execution
     own_executor = executor is None

@@ -103,11 +103,11 @@ def _crashed_trial(tmp_path: Path, at: int = 7) -> tuple[TrialSpec, dict]:
 
 def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path):
     s, reference = _crashed_trial(tmp_path)
-    ckpt = tmp_path / "t" / "checkpoint.pkl"
+    ckpt = tmp_path / "t" / "checkpoint.npz"
     blob = bytearray(ckpt.read_bytes())
-    blob[-10] ^= 0xFF
+    blob[len(blob) // 3] ^= 0xFF          # inside a member: the zip CRC or the SHA-256 catches it
     ckpt.write_bytes(bytes(blob))
-    with pytest.raises(CheckpointError, match="checksum"):
+    with pytest.raises(CheckpointError, match="corrupt"):
         read_checkpoint(ckpt)
     with pytest.warns(ResumeWarning, match="corrupt.*falling back to the previous checkpoint"):
         resumed = run_trial(s, tmp_path / "t", resume=True)
@@ -117,7 +117,7 @@ def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path):
 
 def test_truncated_checkpoints_fall_back_then_replay_from_the_seed(tmp_path):
     s, reference = _crashed_trial(tmp_path)
-    for name in ("checkpoint.pkl", "checkpoint.prev.pkl"):
+    for name in ("checkpoint.npz", "checkpoint.prev.npz"):
         p = tmp_path / "t" / name
         p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2])
     with pytest.warns(ResumeWarning) as record:
@@ -184,7 +184,7 @@ def test_run_directory_of_another_config(tmp_path):
     # a trial checkpoint that belongs to another config is refused too
     trial = out / "trials" / "toy-evolve__seed0"
     (trial / "result.json").unlink()
-    with pytest.raises(RunDirError, match="checkpoint.pkl belongs to another config"):
+    with pytest.raises(RunDirError, match="checkpoint.npz belongs to another config"):
         run_trial(TrialSpec.from_config(other)[0], trial, resume=True)
 
 
@@ -192,7 +192,7 @@ def _kill_when(out: Path, n_events: int, proc: subprocess.Popen, timeout: float 
     deadline = time.time() + timeout
     while time.time() < deadline:
         logs = list(out.glob("trials/*/events.jsonl"))
-        if sum(p.read_bytes().count(b"\n") for p in logs) >= n_events:
+        if sum(p.read_bytes().count(b'"kind": "eval"') for p in logs) >= n_events:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
             return
@@ -218,7 +218,7 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
     _kill_when(killed_dir, 18, proc)                     # 48 evaluations in all: killed in the second trial
     assert proc.returncode == -signal.SIGKILL
     before = sum(len(read_events(p)) for p in killed_dir.glob("trials/*/events.jsonl"))
-    assert 18 <= before < 48
+    assert 17 <= before < 48           # the 18th step may be closed or not
     done = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode()
     performed = ledger_lines(tmp_path)
@@ -234,7 +234,8 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
         events = read_events(run_k.trial_dir(tid) / "events.jsonl")
         assert [e["step"] for e in events] == list(range(12)), tid      # none lost, none twice
         assert len({e["arch"] for e in events}) == 12
-    # at most the one evaluation in flight at the kill (queried, not yet logged) was done twice
-    assert 48 <= len(performed) <= 49
+    # every evaluation is logged the moment it finishes: none was done twice (the one in flight at the
+    # kill had not finished: its ledger line is written when it finishes)
+    assert len(performed) == 48
     summary = json.loads((killed_dir / "summary.json").read_text())
     assert set(summary["trials"]) == set(run_r.trial_ids())

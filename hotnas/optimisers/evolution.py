@@ -26,17 +26,24 @@ class RegularisedEvolution(Optimiser):
     """Regularised evolution with tournament selection.
 
     Args:
-        population_size: members kept (50).
+        population_size: members kept (50); the first ``population_size`` queries are uniform samples.
         tournament_size: members drawn per tournament (10).
         removal: ``"oldest"`` (aging) or ``"worst"``.
         max_tries: mutation attempts per proposal before walking further / sampling at random.
+        budget: the query budget, when known: refused (ValueError) when it is not larger than
+            ``population_size`` — the search would never mutate, i.e. be random search.
     """
 
     name = "evolution"
 
     def __init__(self, space: SearchSpace, seed: int | np.random.Generator | None = 0, population_size: int = 50,
-                 tournament_size: int = 10, removal: str = "oldest", max_tries: int = 100):
+                 tournament_size: int = 10, removal: str = "oldest", max_tries: int = 100,
+                 budget: int | None = None):
         super().__init__(space, seed)
+        for key, v in (("population_size", population_size), ("tournament_size", tournament_size),
+                       ("max_tries", max_tries)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{key} must be a positive integer, got {v!r}")
         if removal not in ("oldest", "worst"):
             raise ValueError(f"removal must be 'oldest' or 'worst', got {removal!r}")
         if not 1 <= tournament_size <= population_size:
@@ -46,6 +53,16 @@ class RegularisedEvolution(Optimiser):
         self.removal = removal
         self.max_tries = int(max_tries)
         self.population: list[tuple[str, float]] = []  # in order of evaluation (oldest first)
+        if budget is not None:
+            self.check_budget(budget)
+
+    def check_budget(self, budget: int) -> None:
+        """Refuse a budget that leaves no query for evolution (all of it would be the random initial population)."""
+        if budget <= self.population_size:
+            raise ValueError(f"evolution: budget ({budget}) must be larger than population_size "
+                             f"({self.population_size}): the first population_size queries are uniform samples, so "
+                             f"this run would be random search; lower population_size (e.g. {max(2, budget // 4)}) "
+                             f"or raise the budget")
 
     def ask(self, n: int = 1) -> list[str]:
         if len(self.population) < self.population_size:

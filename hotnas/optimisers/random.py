@@ -41,9 +41,15 @@ def sample_unseen(space: SearchSpace, rng: np.random.Generator, exclude: Collect
 
 @register_optimiser("random")
 class RandomSearch(Optimiser):
-    """Uniform random search without replacement (spec 7.3)."""
+    """Uniform random search without replacement (spec 7.3). ``budget`` is accepted (and checked) so that
+    every optimiser takes ``get_optimiser(name, space, seed=0, budget=200)``."""
 
     name = "random"
+
+    def __init__(self, space: SearchSpace, seed: int | np.random.Generator | None = 0, budget: int | None = None):
+        super().__init__(space, seed)
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1):
+            raise ValueError(f"budget must be a positive integer, got {budget!r}")
 
     def ask(self, n: int = 1) -> list[str]:
         return sample_unseen(self.space, self.rng, self._seen, n)
