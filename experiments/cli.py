@@ -6,7 +6,7 @@
     sdot-nas compare --benchmark digits --methods flow,hotnas,evolution,random --seed 0-2 --budget 20
     sdot-nas plot runs/main ; sdot-nas report runs/main
     sdot-nas export runs/main --csv runs_main.csv            # every evaluation of every trial, one tidy row each
-    sdot-nas list                                            # every registry's names
+    sdot-nas list [--plugin my_ext.py] [--config CONFIG]      # every registry's names (plugins included)
     sdot-nas validate CONFIG                                 # check a config, print it resolved
 
 Errors in configs and run directories are one line naming the key or path and the fix (exit code 2);
@@ -80,7 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write every evaluation of a run directory as a tidy CSV")
     p.add_argument("run_dir")
     p.add_argument("--csv", required=True, metavar="OUT", help="the CSV file to write ('-' for standard output)")
-    sub.add_parser("list", help="list every registry's names (what a config may name)")
+    p = sub.add_parser("list", help="list every registry's names (what a config may name)")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+                   help="import a plugin first (a module name or a .py path); repeatable")
+    p.add_argument("--config", help="import the plugins of this config first (resolved relative to it)")
     p = sub.add_parser("validate", help="check a config and print it resolved")
     p.add_argument("config")
     p.add_argument("--data", help="as for run")
@@ -250,12 +253,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_list() -> int:
-    from .config import registries
+def _cmd_list(args: argparse.Namespace | None = None) -> int:
+    from .config import import_plugins, registries
 
-    import hotnas.benchmarks  # noqa: F401
-    import hotnas.optimisers  # noqa: F401
+    if args is not None and args.config:
+        cfg = Path(args.config)
+        try:
+            raw = tomllib.loads(cfg.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            from .config import ConfigError
 
+            raise ConfigError(f"{cfg}: cannot read the config's plugins: {exc}") from exc
+        import_plugins(list(raw.get("plugins", [])), f"{cfg.name}: plugins", base=cfg.parent)
+    if args is not None and args.plugin:
+        import_plugins(list(args.plugin), "--plugin")
     for kind, names in registries().items():
         print(f"{kind + 's':<14} {', '.join(names) if names else '(none registered)'}")
     return 0
@@ -287,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "export":
             return _cmd_export(args)
         if args.command == "list":
-            return _cmd_list()
+            return _cmd_list(args)
         return _cmd_validate(args)
     except (ConfigError, RunDirError) as exc:
         print(f"sdot-nas: error: {exc}", file=sys.stderr)

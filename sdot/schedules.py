@@ -21,6 +21,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .registry import Registry
+
 __all__ = ["Schedule", "Constant", "Geometric", "Logarithmic", "FromCallable", "get_schedule", "SCHEDULES"]
 
 
@@ -104,7 +106,10 @@ class FromCallable(Schedule):
         return _check_T(self.fn(t, k) if self._two else self.fn(t), getattr(self.fn, "__name__", "callable"))
 
 
-SCHEDULES: dict[str, type] = {"constant": Constant, "geometric": Geometric, "logarithmic": Logarithmic}
+#: name -> Schedule class (one :class:`sdot.registry.Registry`: duplicates refused).
+SCHEDULES: Registry = Registry("schedule")
+for _name, _cls in (("constant", Constant), ("geometric", Geometric), ("logarithmic", Logarithmic)):
+    SCHEDULES.register(_name, _cls)
 
 
 def get_schedule(spec: Any, **params: Any) -> Schedule:
