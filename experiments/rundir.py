@@ -1301,6 +1301,11 @@ class RunDir:
         d = self.path / "trials"
         return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
 
+    def check_no_pickles(self) -> None:
+        """:class:`RunDirError` when a trial holds a pickled checkpoint of an older version (never loaded)."""
+        for tid in self.trial_ids():
+            _refuse_legacy(self.trial_dir(tid))
+
     def clean_temp_files(self) -> list[str]:
         """Delete temporary files of interrupted writes in the run directory and its trials."""
         removed = _clean_temp_files(self.path) + _clean_temp_files(self.path / "figures")

@@ -168,6 +168,7 @@ def run_config(config: Config, out: str | Path | None = None, *, resume: bool = 
         run = RunDir.open(out).lock(log)
         try:
             run.check_config(config, from_run_dir=from_run_dir)
+            run.check_no_pickles()
             removed = run.clean_temp_files()
         except BaseException:
             run.unlock()
