@@ -1150,6 +1150,12 @@ class RunDir:
                 unknown.append(rel + ("/" if p.is_dir() else ""))
         return own, unknown
 
+    @staticmethod
+    def is_empty(path: str | Path) -> bool:
+        """True for a folder holding nothing, or only what a run killed while starting leaves (its lock,
+        temporary files)."""
+        return all(p.name == LOCK_NAME or _TMP_RE.match(p.name) for p in Path(path).iterdir())
+
     @classmethod
     def create(cls, path: str | Path, config: Config, *, overwrite: bool = False,
                command: list[str] | None = None, log: Callable[[str], None] | None = None) -> "RunDir":
@@ -1158,7 +1164,7 @@ class RunDir:
         ``config.toml`` and ``trials/``) holding nothing but the files a run creates; then exactly those
         are deleted. An existing non-empty directory that is not a run directory never is."""
         path = Path(path)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if path.exists() and (not path.is_dir() or not cls.is_empty(path)):
             if not path.is_dir():
                 raise RunDirError(f"{path} is a file; choose another --out")
             if not cls.is_run_dir(path):
@@ -1196,15 +1202,15 @@ class RunDir:
             path.mkdir(parents=True, exist_ok=True)
             run = cls(path)
             run.lock(log)
-        try:
-            (path / "trials").mkdir(exist_ok=True)
-            atomic_write(path / "config.toml", dump_toml(config.to_dict(), header=(
-                f"Resolved config of this run (from {config.source or 'the Python API'}); "
-                f"run it again with: sdot-nas run {path / 'config.toml'} --out NEW_DIR")))
+        try:    # run.json first: it holds a copy of the config, so the directory resumes from then on
             atomic_write(path / "run.json", _dumps({
                 "format": RUN_FORMAT, "version": RUN_VERSION, "fingerprint": config.fingerprint(),
                 "name": config.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname(),
                 "python": sys.version.split()[0], "command": command or [], "config": config.to_dict()}, indent=1))
+            atomic_write(path / "config.toml", dump_toml(config.to_dict(), header=(
+                f"Resolved config of this run (from {config.source or 'the Python API'}); "
+                f"run it again with: sdot-nas run {path / 'config.toml'} --out NEW_DIR")))
+            (path / "trials").mkdir(exist_ok=True)
         except BaseException:
             run.unlock()
             raise

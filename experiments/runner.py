@@ -175,7 +175,7 @@ def run_config(config: Config, out: str | Path | None = None, *, resume: bool = 
             raise
         if removed:
             log(f"sdot-nas: removed {len(removed)} temporary file(s) of interrupted writes: {', '.join(removed[:5])}")
-    elif resume and out.exists() and any(out.iterdir()):
+    elif resume and out.exists() and (not out.is_dir() or not RunDir.is_empty(out)):
         run = RunDir.open(out)      # raises: not a run directory
     else:
         preflight(config)
