@@ -97,3 +97,49 @@ def test_density_snapshots_figure(tmp_path):
     rhos = [np.stack([np.exp(-(x - m) ** 2 / (2 * s)) for m in (-1, 0, 1)]) for s in (0.1, 0.5, 1.0)]
     path = plot_density_snapshots(x, rhos, [0.0, 0.5, 1.0], tmp_path / "density.png", node_labels=["a", "b", "c"])
     assert path.stat().st_size > 1000
+
+
+def test_export_writes_every_trial_tidy(tmp_path, capsys):
+    import csv
+
+    cfg = tmp_path / "toy.toml"
+    cfg.write_text(dump_toml(TOY))
+    out = tmp_path / "run"
+    assert main(["run", str(cfg), "--out", str(out), "--no-progress", "--no-report"]) == 0
+    csv_path = tmp_path / "all.csv"
+    assert main(["export", str(out), "--csv", str(csv_path)]) == 0
+    assert "wrote 24 evaluation(s) of 4 trial(s)" in capsys.readouterr().out
+    rows = list(csv.DictReader(open(csv_path)))
+    from experiments.report import EXPORT_COLUMNS
+
+    assert list(rows[0]) == list(EXPORT_COLUMNS) and len(rows) == 24
+    assert {(r["method"], r["seed"]) for r in rows} == {(m, s) for m in ("toy-evolve", "toy-random") for s in "01"}
+    for tid in ("toy-evolve__seed0", "toy-random__seed1"):
+        res = json.loads((out / "trials" / tid / "result.json").read_text())
+        mine = [r for r in rows if r["trial"] == tid]
+        assert [r["arch"] for r in mine] == res["archs"] and [int(r["query"]) for r in mine] == list(range(1, 7))
+        assert [float(r["best_so_far"]) for r in mine] == res["best_so_far"]
+        assert [float(r["regret"]) for r in mine] == [res["optimum"] - b for b in res["best_so_far"]]
+        assert {r["partial"] for r in mine} == {"False"} and {r["optimiser"] for r in mine} == {tid.split("__")[0]}
+    pd = __import__("pytest").importorskip("pandas")
+    from experiments.report import trials_frame
+
+    df = trials_frame(out)
+    assert isinstance(df, pd.DataFrame) and len(df) == 24
+    assert df.groupby("trial")["best_so_far"].max().to_dict() == {
+        tid: json.loads((out / "trials" / tid / "result.json").read_text())["best_so_far"][-1]
+        for tid in df["trial"].unique()}
+
+
+def test_budget_flag_adjusts_report_milestones(tmp_path, capsys):
+    raw = dict(TOY, search={"budget": 8, "seeds": [0]}, report={"milestones": [2, 4, 8]})
+    cfg = tmp_path / "toy.toml"
+    cfg.write_text(dump_toml(raw))
+    out = tmp_path / "run"
+    # used to fail: "report.milestones: [4, 8] exceed search.budget (3)"
+    assert main(["run", str(cfg), "--out", str(out), "--budget", "3", "--no-progress", "--no-report"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["milestones"] == [2, 3] and summary["budget"] == 3
+    assert main(["run", str(cfg), "--out", str(tmp_path / "r2"), "--budget", "12", "--no-progress",
+                 "--no-report"]) == 0
+    assert json.loads((tmp_path / "r2" / "summary.json").read_text())["milestones"] == [2, 4, 8, 12]

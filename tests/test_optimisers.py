@@ -181,3 +181,104 @@ def test_hotnas_target_transforms():
         make("hotnas", transform="log")
     res = run_search(make("hotnas", transform=None, seed=1), SyntheticNB201(), budget=20)
     assert len(set(res.archs)) == 20
+
+
+# ---------------------------------------------------------------------------------------------------
+# issue 15: input validation, the README's example, data-only checkpoints of every optimiser, tidy export
+
+
+def test_readme_example_every_optimiser_takes_a_budget():
+    space = NB201Space()
+    for name in ("random", "evolution", "hotnas", "flow"):
+        opt = get_optimiser(name, space, seed=0, budget=200)        # raised TypeError for evolution and random
+        assert opt.ask(1)
+
+
+@pytest.mark.parametrize("name", ["random", "evolution", "hotnas"])
+def test_tell_refuses_garbage(name):
+    opt = make(name)
+    with pytest.raises(TypeError, match="list of Evaluation"):
+        opt.tell("garbage")
+    with pytest.raises(TypeError, match="Evaluation objects"):
+        opt.tell(["garbage"])
+    with pytest.raises(TypeError, match="Evaluation objects"):
+        opt.tell([Evaluation(NB201Space().sample(np.random.default_rng(0)), "90")])
+    with pytest.raises(ValueError, match="'garbage' is not an architecture of search space"):
+        opt.tell([Evaluation("garbage", 90.0)])
+    assert opt.X == [] and opt.y == []                                # nothing half-recorded
+
+
+def test_evolution_refuses_a_population_that_leaves_no_evolution():
+    space = NB201Space()
+    with pytest.raises(ValueError, match=r"budget \(20\) must be larger than population_size \(50\).*random search"):
+        get_optimiser("evolution", space, seed=0, budget=20)
+    with pytest.raises(ValueError, match=r"budget \(8\) must be larger than population_size \(8\)"):
+        run_search(make("evolution", population_size=8, tournament_size=3), SyntheticNB201(), budget=8)
+    with pytest.raises(ValueError, match="population_size must be a positive integer"):
+        make("evolution", population_size=0)
+    res = run_search(make("evolution", population_size=8, tournament_size=3), SyntheticNB201(), budget=9)
+    assert len(res.values) == 9
+
+
+@pytest.mark.parametrize("name, kw", [("random", {}), ("evolution", {"population_size": 6, "tournament_size": 3}),
+                                      ("hotnas", {}), ("flow", {"n_particles": 4, "budget": 40})])
+def test_state_dict_survives_a_data_only_checkpoint(name, kw):
+    """What a run directory stores (experiments.rundir.encode_checkpoint: JSON + npz, no pickle)."""
+    from experiments.rundir import decode_checkpoint, encode_checkpoint
+
+    bench = SyntheticNB201()
+
+    def drive(opt, steps):
+        out = []
+        for _ in range(steps):
+            archs = opt.ask(2)
+            opt.tell([bench.query(a) for a in archs])
+            out += archs
+        return out
+
+    ref = make(name, seed=3, **kw) if name != "flow" else get_optimiser("flow", NB201Space(), seed=3, **kw)
+    drive(ref, 4)
+    state = decode_checkpoint(encode_checkpoint(ref.state_dict()))
+    resumed = make(name, seed=99, **kw) if name != "flow" else get_optimiser("flow", NB201Space(), seed=99, **kw)
+    resumed.load_state_dict(state)
+    assert drive(resumed, 5) == drive(ref, 5)
+
+
+def _small_result():
+    from hotnas.optimisers.base import SearchResult
+
+    res = SearchResult(method="m", seed=3, optimum=10.0)
+    for arch, v, t, c in (("a", 5.0, 4.0, 2.0), ("b", 7.5, None, 1.0), ("c", 6.0, 5.5, 0.5)):
+        res.add(Evaluation(arch, v, t, c), "b" if v > 5 else "a", wall=0.1 * len(res.values))
+    return res
+
+
+def test_search_result_to_csv_is_tidy(tmp_path):
+    import csv
+
+    res = _small_result()
+    res.to_csv(tmp_path / "r.csv")
+    rows = list(csv.DictReader(open(tmp_path / "r.csv")))
+    assert list(rows[0]) == list(res.COLUMNS)
+    assert [r["query"] for r in rows] == ["1", "2", "3"] and [r["arch"] for r in rows] == ["a", "b", "c"]
+    assert [float(r["best_so_far"]) for r in rows] == [5.0, 7.5, 7.5]
+    assert [float(r["regret"]) for r in rows] == [5.0, 2.5, 2.5]
+    assert [float(r["cumulative_cost"]) for r in rows] == [2.0, 3.0, 3.5]
+    assert rows[1]["test"] == "" and rows[2]["test_of_best"] == ""      # None -> empty cell
+    assert {r["method"] for r in rows} == {"m"} and {r["seed"] for r in rows} == {"3"}
+
+
+def test_search_result_to_frame(monkeypatch):
+    res = _small_result()
+    pd = pytest.importorskip("pandas")
+    df = res.to_frame()
+    assert isinstance(df, pd.DataFrame) and list(df.columns) == list(res.COLUMNS) and len(df) == 3
+    assert df["best_so_far"].tolist() == [5.0, 7.5, 7.5] and df["query"].tolist() == [1, 2, 3]
+
+
+def test_search_result_to_frame_without_pandas(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pandas", None)       # as if pandas were not installed
+    with pytest.raises(ImportError, match=r"needs pandas.*pip install pandas"):
+        _small_result().to_frame()
