@@ -20,6 +20,7 @@ BENCHMARKS: Registry = Registry("benchmark", package=__name__,
 BENCHMARKS.register("nb201", ".tabular:NB201Benchmark")            # NB201Benchmark(path=None, value_column="val_acc", ...)
 BENCHMARKS.register("tabular", ".tabular:TabularBenchmark.from_csv")  # any CSV: path, arch_column, value_column, ...
 BENCHMARKS.register("digits", ".trainable:DigitsBenchmark")         # real training on sklearn digits
+BENCHMARKS.register("nb201-official", ".nb201_official:NB201OfficialBenchmark")  # official NB201 / NATS-Bench files: path, dataset, hp
 
 
 def register_benchmark(name: str, factory: str | Callable[..., Benchmark], *, replace: bool = False) -> None:
