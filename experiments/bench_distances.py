@@ -33,12 +33,16 @@ def _cpu() -> float:
 
 
 def _clear_caches() -> None:
-    from hotnas.distances import ifgw
+    from hotnas.distances import features, ifgw
     from hotnas.spaces import nb201
 
     ifgw._FEATURE_CACHE.clear()
-    for f in (nb201._cell_of, nb201._canonical_pruned, nb201._network_of, nb201._canonical):
-        f.cache_clear()
+    features._STRUCT_CACHE.clear()
+    # every lru_cache of the NB201 module except the fixed node adjacency and the official order
+    for name in dir(nb201):
+        f = getattr(nb201, name)
+        if hasattr(f, "cache_clear") and name not in ("_node_adjacency", "_official_order", "_index_map"):
+            f.cache_clear()
 
 
 def mutation_edges(space, archs: list[str]) -> tuple[list[str], list[str]]:

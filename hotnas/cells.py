@@ -20,8 +20,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
-
 import numpy as np
 
 __all__ = ["Cell", "CellInstance", "Network", "INPUT", "OUTPUT", "is_io_label"]
@@ -33,6 +31,25 @@ OUTPUT = "output"
 def is_io_label(op: str) -> bool:
     """Input/output labels (``input``, ``input_0``, ``input_1``, ``output``) match only their own kind."""
     return op == OUTPUT or op == INPUT or op.startswith(INPUT + "_")
+
+
+class cached_property:  # noqa: N801 - drop-in for functools.cached_property
+    """Computed on first access and stored in the instance ``__dict__`` (later reads never reach
+    here).  functools' version takes a lock on every first access (Python < 3.12), which was a
+    visible share of preparing the 15,625 NAS-Bench-201 cells."""
+
+    def __init__(self, func):
+        self.func = func
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.func(obj)
+        return value
 
 
 def _md5(text: str) -> str:
@@ -117,14 +134,11 @@ class Cell:
 
     @cached_property
     def _neighbours(self) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...]]:
-        n = self.n
-        par: list[list[int]] = [[] for _ in range(n)]
-        chi: list[list[int]] = [[] for _ in range(n)]
-        us, vs = np.nonzero(self.adjacency)
-        for u, v in zip(us.tolist(), vs.tolist()):  # row-major: lists come out sorted
-            chi[u].append(v)
-            par[v].append(u)
-        return tuple(tuple(sorted(x)) for x in par), tuple(tuple(x) for x in chi)
+        rows = self.adjacency.tolist()
+        rng = range(len(rows))
+        chi = tuple(tuple(v for v in rng if r[v]) for r in rows)  # increasing: sorted
+        par = tuple(tuple(u for u in rng if rows[u][v]) for v in rng)
+        return par, chi
 
     @property
     def parents(self) -> tuple[tuple[int, ...], ...]:
@@ -175,8 +189,9 @@ class Cell:
         md5 of the whole sequence of sorted signature lists, which is equal for isomorphic cells.
         """
         n = self.n
-        par, chi = self.parents, self.children
-        sigs: list = [(self.ops[v], len(par[v]), len(chi[v])) for v in range(n)]
+        par, chi = self._neighbours
+        ops = self.ops
+        sigs: list = [(ops[v], len(par[v]), len(chi[v])) for v in range(n)]
         history = []
         n_classes = 0
         for _ in range(n + 1):
@@ -188,7 +203,7 @@ class Cell:
                 break
             n_classes = len(uniq)
             sigs = [
-                (colours[v], tuple(sorted(colours[u] for u in par[v])), tuple(sorted(colours[w] for w in chi[v])))
+                (colours[v], _sorted_colours(colours, par[v]), _sorted_colours(colours, chi[v]))
                 for v in range(n)
             ]
         return tuple(colours), _md5(repr(history))
@@ -197,8 +212,9 @@ class Cell:
     def canonical_order(self) -> np.ndarray:
         """Node permutation: topological (by depth), ties by operation, then by WL label, then index."""
         colours = self._wl[0]
-        keys = [(int(self.depth[v]), self.ops[v], colours[v], v) for v in range(self.n)]
-        return np.array([k[-1] for k in sorted(keys)], dtype=int)
+        depth, ops = self.depth.tolist(), self.ops
+        keys = sorted([(depth[v], ops[v], colours[v], v) for v in range(self.n)])
+        return np.array([k[-1] for k in keys], dtype=int)
 
     @cached_property
     def canonical_hash(self) -> str:
@@ -209,18 +225,19 @@ class Cell:
     def canonical(self) -> "Cell":
         """The same cell with nodes renumbered in :attr:`canonical_order` (self when already so)."""
         p = self.canonical_order
-        if np.array_equal(p, np.arange(self.n)):
+        pl = p.tolist()
+        if pl == list(range(self.n)):
             return self
         masses = None if self.masses is None else self.masses[p]
-        c = Cell._trusted(self.adjacency[np.ix_(p, p)], tuple(self.ops[i] for i in p), masses)
+        c = Cell._trusted(self.adjacency[p][:, p], tuple([self.ops[i] for i in pl]), masses)
         # carry the isomorphism-invariant results over instead of recomputing them
-        inv = np.empty(self.n, dtype=int)
-        inv[p] = np.arange(self.n)
-        invl = inv.tolist()
+        invl = [0] * self.n
+        for new_i, old_i in enumerate(pl):
+            invl[old_i] = new_i
         par, chi = self._neighbours
         c.__dict__["_neighbours"] = (
-            tuple(tuple(sorted(invl[u] for u in par[i])) for i in p.tolist()),
-            tuple(tuple(sorted(invl[u] for u in chi[i])) for i in p.tolist()),
+            tuple(tuple(sorted([invl[u] for u in par[i]])) for i in pl),
+            tuple(tuple(sorted([invl[u] for u in chi[i]])) for i in pl),
         )
         c.__dict__["depth"] = self.depth[p]
         c.__dict__["canonical_hash"] = self.canonical_hash
@@ -267,6 +284,12 @@ class Cell:
     def __repr__(self) -> str:
         edges = [(int(u), int(v)) for u, v in zip(*np.nonzero(self.adjacency))]
         return f"Cell(n={self.n}, ops={list(self.ops)}, edges={edges})"
+
+
+def _sorted_colours(colours: list[int], nodes: tuple[int, ...]) -> tuple[int, ...]:
+    if len(nodes) < 2:
+        return tuple([colours[u] for u in nodes])
+    return tuple(sorted([colours[u] for u in nodes]))
 
 
 def _topological_order(A: np.ndarray) -> list[int] | None:

@@ -131,6 +131,13 @@ def features_cached(cell: Cell, options: FeatureOptions) -> CellFeatures:
 
 
 # ------------------------------------------------------------------------------------------------
+def _lp_solver():
+    """The exact OT entry point of :mod:`hotnas.distances.emd` (called directly in the CG loop)."""
+    from . import emd as emd_module
+
+    return emd_module._SOLVER or emd_module._resolve()
+
+
 def _emd(a: np.ndarray, b: np.ndarray, M: np.ndarray) -> np.ndarray:
     G, _cost, _u, _v, code = exact_ot(a, b, M, _EMD_MAX_ITER)
     if code != 1:  # 1 = OPTIMAL in POT's network simplex
@@ -217,14 +224,16 @@ def fgw_cg_batch(
                 Gk = np.zeros((n, m))
                 Gk[rows, cols] = inv_n
                 Gc[k] = Gk
-        for k in (np.flatnonzero(running).tolist() if not assignment else ()):
-            Gk, _c, uk, vk, code = exact_ot(pp[k], qs[k], Mi[k], _EMD_MAX_ITER)
-            if code != 1:
-                raise RuntimeError(f"exact OT solver failed (code {code}) on a {Mi[k].shape} problem")
-            Gc[k] = Gk
-            if track:
-                U[k] = uk
-                V[k] = vk
+        if not assignment:
+            solve = _lp_solver()
+            for k in np.flatnonzero(running).tolist():
+                Gk, _c, uk, vk, code = solve(pp[k], qs[k], Mi[k], _EMD_MAX_ITER, 1)
+                if code != 1:
+                    raise RuntimeError(f"exact OT solver failed (code {code}) on a {Mi[k].shape} problem")
+                Gc[k] = Gk
+                if track:
+                    U[k] = uk
+                    V[k] = vk
         if track:
             chk = np.flatnonzero(running & ~degen)
             if chk.size:
@@ -272,10 +281,9 @@ def fgw_cg_batch(
 
 def _const_c(C1sq: np.ndarray, C2sq: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """(C1^2 p) 1^T + 1 (q^T C2^2^T), computed as POT's ``init_matrix`` does (same products)."""
-    B, n, _ = C1sq.shape
-    m = C2sq.shape[1]
-    c1 = (C1sq @ p[:, :, None]) @ np.ones((B, 1, m))
-    c2 = np.ones((B, n, 1)) @ (q[:, None, :] @ np.swapaxes(C2sq, 1, 2))
+    # x 1^T and 1 y^T are exact copies of x and y, so broadcasting gives POT's bits without the products
+    c1 = C1sq @ p[:, :, None]  # (B, n, 1)
+    c2 = q[:, None, :] @ np.swapaxes(C2sq, 1, 2)  # (B, 1, m)
     return c1 + c2
 
 
@@ -288,14 +296,30 @@ def _unique_lp(R: np.ndarray) -> np.ndarray:
 
     Every optimal plan lives on Z = {arcs with reduced cost <= 1e-12}; a transport plan on a forest
     is determined by its marginals, so the optimum is unique when Z is a forest, i.e. when
-    |Z| = (n + m) - #components.  Components by min-label propagation over the bipartite graph.
+    |Z| = (n + m) - #components.  The usual case |Z| = n + m - 1 (the basis tree of the simplex
+    and nothing else) is a forest iff Z is connected: checked by propagating reachability from
+    row 0 with batched products; fewer arcs (rare) go through min-label propagation.
     """
     B, n, m = R.shape
     Z = R <= _DEGENERACY_TOL
     big = n + m
     nz = Z.sum((1, 2))
-    out = nz < big  # |Z| >= n + m arcs always contain a cycle
-    idx = np.flatnonzero(out)
+    out = np.zeros(B, dtype=bool)
+    tree = np.flatnonzero(nz == big - 1)
+    if tree.size:
+        Zf = Z[tree].astype(float)
+        r = np.zeros((tree.size, 1, n))
+        r[:, 0, 0] = 1.0
+        c = np.zeros((tree.size, m, 1))
+        for _ in range(n + m):
+            c2 = np.minimum(r @ Zf, 1.0)  # (b, 1, m): columns reached
+            r2 = np.minimum(Zf @ np.swapaxes(c2, 1, 2), 1.0)  # (b, n, 1): rows reached
+            r2 = np.maximum(np.swapaxes(r2, 1, 2), r)
+            if np.array_equal(r2, r) and np.array_equal(c2, np.swapaxes(c, 1, 2)):
+                break
+            r, c = r2, np.swapaxes(c2, 1, 2)
+        out[tree] = (r.sum((1, 2)) == n) & (c.sum((1, 2)) == m)
+    idx = np.flatnonzero(nz < big - 1)
     if idx.size == 0:
         return out
     Z, nz, B = Z[idx], nz[idx], idx.size

@@ -112,9 +112,21 @@ def _pruned_structure(alive: tuple[bool, ...]) -> tuple[tuple[int, ...], np.ndar
     return kept, np.ascontiguousarray(A[np.ix_(kept, kept)])
 
 
+@lru_cache(maxsize=64)
+def _structure_properties(kept: tuple[int, ...]) -> dict:
+    """Label-free properties (neighbours, topological order, depth) of the pruned graph on ``kept``,
+    shared by every labelled cell on that graph (at most 64 graphs), so that canonicalising a cell
+    only computes what depends on its labels."""
+    A = _node_adjacency()[np.ix_(kept, kept)]
+    s = Cell._trusted(np.ascontiguousarray(A), ("",) * len(kept), None)
+    depth = s.depth
+    depth.setflags(write=False)
+    return {"_neighbours": s._neighbours, "topological_order": s.topological_order, "depth": depth}
+
+
 @lru_cache(maxsize=32768)
 def _cell_of(arch: str) -> Cell:
-    ops = parse_arch(arch)
+    ops = _ops_of(arch)
     kept, _ = _pruned_structure(tuple(o != "none" for o in ops))
     labels = (INPUT, *ops, OUTPUT)
     return _canonical_pruned(kept, tuple(labels[i] for i in kept))
@@ -125,7 +137,9 @@ def _canonical_pruned(kept: tuple[int, ...], labels: tuple[str, ...]) -> Cell:
     # the 15,625 strings prune to far fewer labelled cells (operations on dead edges do not matter),
     # so the canonical form (WL refinement, the costly part) is computed once per pruned cell
     A = _node_adjacency()[np.ix_(kept, kept)]
-    return Cell._trusted(np.ascontiguousarray(A), labels, None).canonical()
+    cell = Cell._trusted(np.ascontiguousarray(A), labels, None)
+    cell.__dict__.update(_structure_properties(kept))
+    return cell.canonical()
 
 
 @lru_cache(maxsize=1)
@@ -201,8 +215,13 @@ class NB201Space(SearchSpace):
 
 
 @lru_cache(maxsize=65536)
+def _ops_of(arch: str) -> tuple[str, ...]:
+    return parse_arch(arch)
+
+
+@lru_cache(maxsize=65536)
 def _canonical(arch: str) -> str:
-    return arch_string(parse_arch(arch))
+    return arch_string(_ops_of(arch))
 
 
 @lru_cache(maxsize=1)
