@@ -213,6 +213,19 @@ class NB201Space(SearchSpace):
         """Categorical encoding: the operation index of each of the 6 edges."""
         return np.array([OPS.index(o) for o in parse_arch(arch)], dtype=np.int64)
 
+    def categorical_encoding(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """The declared categorical encoding (what external peers such as Optuna search over): one
+        variable per edge ``"edge_<to><-<from>"``, its choices :data:`OPS`; :meth:`encoding` gives the
+        codes of an architecture and :meth:`decode` inverts it."""
+        return tuple((f"edge_{t}<-{f}", OPS) for t, f in EDGES)
+
+    def decode(self, codes) -> str:
+        """The architecture string of a code vector (one index into :data:`OPS` per edge)."""
+        codes = [int(c) for c in codes]
+        if len(codes) != 6 or any(not 0 <= c < len(OPS) for c in codes):
+            raise ValueError(f"an NB201 code vector has 6 entries in 0..{len(OPS) - 1}, got {codes!r}")
+        return arch_string([OPS[c] for c in codes])
+
 
 @lru_cache(maxsize=65536)
 def _ops_of(arch: str) -> tuple[str, ...]:
