@@ -120,6 +120,15 @@ class ArchitectureGraph:
         self._knn_raw: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
         self._canon: dict[str, str] = {}
         self.stats = {"rows": 0, "distances": 0}
+        if self._pool is None:  # neighbours come from space.mutations: check they are symmetric (once per space)
+            from .spaces.base import asymmetry_message, checked_symmetry
+
+            bad = checked_symmetry(space)
+            if bad:
+                import warnings
+
+                warnings.warn(asymmetry_message(space, bad, 20) + "; the graph closes one-way edges symmetrically",
+                              UserWarning, stacklevel=2)
 
     def canonical(self, arch: str) -> str:
         """``space.canonical(arch)``, cached (validation happens once per string)."""
