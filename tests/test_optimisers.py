@@ -208,15 +208,22 @@ def test_tell_refuses_garbage(name):
     assert opt.X == [] and opt.y == []                                # nothing half-recorded
 
 
-def test_evolution_refuses_a_population_that_leaves_no_evolution():
+def test_evolution_warns_when_the_population_leaves_no_evolution():
+    """population_size >= budget used to become random search silently."""
+    from hotnas.optimisers.evolution import RandomSearchWarning
+
     space = NB201Space()
-    with pytest.raises(ValueError, match=r"budget \(20\) must be larger than population_size \(50\).*random search"):
+    with pytest.warns(RandomSearchWarning, match=r"budget \(20\) is not larger than population_size \(50\).*random search"):
         get_optimiser("evolution", space, seed=0, budget=20)
-    with pytest.raises(ValueError, match=r"budget \(8\) must be larger than population_size \(8\)"):
+    with pytest.warns(RandomSearchWarning, match=r"budget \(8\) is not larger than population_size \(8\)"):
         run_search(make("evolution", population_size=8, tournament_size=3), SyntheticNB201(), budget=8)
     with pytest.raises(ValueError, match="population_size must be a positive integer"):
         make("evolution", population_size=0)
-    res = run_search(make("evolution", population_size=8, tournament_size=3), SyntheticNB201(), budget=9)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = run_search(make("evolution", population_size=8, tournament_size=3), SyntheticNB201(), budget=9)
     assert len(res.values) == 9
 
 

@@ -9,6 +9,7 @@ before). Each evaluation joins the population and, beyond its size, removes the 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,11 @@ from ..spaces.base import SearchSpace
 from .base import Optimiser, register_optimiser
 from .random import sample_unseen
 
-__all__ = ["RegularisedEvolution"]
+__all__ = ["RegularisedEvolution", "RandomSearchWarning"]
+
+
+class RandomSearchWarning(UserWarning):
+    """An evolution run whose budget is all initial population: it is random search."""
 
 
 @register_optimiser("evolution")
@@ -30,8 +35,9 @@ class RegularisedEvolution(Optimiser):
         tournament_size: members drawn per tournament (10).
         removal: ``"oldest"`` (aging) or ``"worst"``.
         max_tries: mutation attempts per proposal before walking further / sampling at random.
-        budget: the query budget, when known: refused (ValueError) when it is not larger than
-            ``population_size`` — the search would never mutate, i.e. be random search.
+        budget: the query budget, when known: a :class:`RandomSearchWarning` when it is not larger
+            than ``population_size`` — the search would never mutate, i.e. be random search (the
+            same check runs in :func:`~hotnas.optimisers.base.run_search`).
     """
 
     name = "evolution"
@@ -57,12 +63,13 @@ class RegularisedEvolution(Optimiser):
             self.check_budget(budget)
 
     def check_budget(self, budget: int) -> None:
-        """Refuse a budget that leaves no query for evolution (all of it would be the random initial population)."""
+        """Warn (:class:`RandomSearchWarning`) when the budget leaves no query for evolution: all of it
+        would be the uniform initial population, i.e. random search."""
         if budget <= self.population_size:
-            raise ValueError(f"evolution: budget ({budget}) must be larger than population_size "
-                             f"({self.population_size}): the first population_size queries are uniform samples, so "
-                             f"this run would be random search; lower population_size (e.g. {max(2, budget // 4)}) "
-                             f"or raise the budget")
+            warnings.warn(f"evolution: budget ({budget}) is not larger than population_size ({self.population_size}): "
+                          f"the first population_size queries are uniform samples, so this run is random search; "
+                          f"lower population_size (e.g. {max(2, budget // 4)}) or raise the budget",
+                          RandomSearchWarning, stacklevel=3)
 
     def ask(self, n: int = 1) -> list[str]:
         if len(self.population) < self.population_size:
