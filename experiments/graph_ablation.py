@@ -18,7 +18,8 @@ the flow's defaults when this study was written) runs on a prebuilt graph
   ``hamming``, ``tw``, ``otmann``, ``hotnn``, with s the within-row spread of d on that graph's edges and
   the weights mean-normalised (``hotnas.graph_builders`` derives both), ``beta`` in the config's grid
   (beta < 0 prefers far neighbours); and the current default ``hotnn-l0.1`` (exp(-d / 0.1), not
-  normalised) on the mutation graph.
+  normalised) on the mutation graph; ``hotnn-distinct``: uniform weights on the edges that join *different*
+  networks (HOTNN d > 0; 15 % of NB201's mutation edges join computationally identical cells).
 
 Protocol: every setting runs on the *select* stream of seeds (root ``select_root``) on NB201; per
 (graph, weights) the beta with the lowest mean regret at 100 queries is kept; the kept settings, the
@@ -36,6 +37,8 @@ Outputs in ``--out`` (default ``results/graph_ablation``): ``table.md``, ``resul
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import multiprocessing as mp
 import time
@@ -49,13 +52,13 @@ from experiments.studies import study_parser, write_study
 
 DEFAULTS: dict[str, Any] = dict(
     spaces=["nb201", "darts", "nb101"], budget=200, checkpoints=[50, 100, 200],
-    select_root=1, select_seeds=30, report_root=0, report_seeds=50, select_on="nb201", select_at=100,
-    graphs=["mutations", "knn", "union"], weights=["uniform", "hamming", "tw", "otmann", "hotnn"],
-    betas=[-1.0, 1.0, 3.0], k_knn=8, k_table=8, legacy_lengthscale=0.1,
+    select_root=1, select_seeds=20, report_root=0, report_seeds=40, select_on="nb201", select_at=100,
+    graphs=["mutations", "knn", "union"], weights=["uniform", "hamming", "tw", "otmann", "hotnn", "hotnn-distinct"],
+    betas=[-3.0, -1.0, 1.0, 3.0], k_knn=8, k_table=8, legacy_lengthscale=0.1,
     flow=dict(n_particles=20, law="glauber", temperature=[0.3, 0.03], dt=1.0, birth_death=1.0),
 )
 SMOKE: dict[str, Any] = dict(spaces=["smoke"], budget=40, checkpoints=[25, 40], select_seeds=3, report_seeds=3,
-                             select_on="smoke", select_at=25, weights=["uniform", "hamming", "hotnn"], betas=[-1.0, 1.0],
+                             select_on="smoke", select_at=25, weights=["uniform", "hotnn", "hotnn-distinct"], betas=[-1.0, 1.0],
                              k_knn=4, k_table=4)
 METHODS = ("hamming", "tw", "otmann", "hotnn")
 
@@ -112,8 +115,9 @@ def prepare(name: str, cfg: dict[str, Any], cache: Path) -> dict[str, Any]:
         cand = (iu[0].astype(np.int64), iu[1].astype(np.int64))
     engines = {m: PairwiseDistances(base, method=m, n_jobs=1) for m in METHODS}
     _log(f"{name}: {n} nodes, {len(mut[0])} mutation edges, {len(cand[0])} HOTNN candidate pairs")
+    # chunks bound the memory of the batched cell solves (DARTS: two cells of up to 11 nodes per network)
     dc = cached_pair_distances(engines["hotnn"], archs, *cand, path=cache / f"{name}_hotnn_{pairs_digest(*cand)}.npz",
-                               log=_log)
+                               log=_log, chunk=200_000 if closed else 5_000)
     keep = knn_select(*cand, dc, n, cfg["k_knn"], min_distance=0.0)
     knn = (cand[0][keep], cand[1][keep])
     edges = {"mutations": mut, "knn": knn, "union": union_pairs(mut, knn)}
@@ -155,6 +159,49 @@ def graph_stats(P: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def gain_by_distance(P: dict[str, Any], graph: str = "mutations",
+                     bands: tuple[float, ...] = (0.0, 0.5, 0.9, 0.99, 1.0)) -> list[dict[str, Any]]:
+    """Where HOTNN carries information a proposal can use: over the directed edges g -> g' of ``graph``,
+    by the value quantile of g (``bands``) and the tercile of the row-centred distance
+    d(g, g') - mean_{h ~ g} d(g, h) (near / middle / far), and for d = 0: P(val(g') > val(g)) and
+    E[(val(g') - val(g))_+] (accuracy points)."""
+    i, j = P["edges"][graph]
+    d = P["dist"]["hotnn"][graph]
+    n, val = P["n"], P["val"]
+    src, dst, dd = np.r_[i, j], np.r_[j, i], np.r_[d, d]
+    gain = val[dst] - val[src]
+    q = np.argsort(np.argsort(val)) / n
+    cnt = np.bincount(src, minlength=n)
+    mean = np.bincount(src, weights=dd, minlength=n) / np.maximum(cnt, 1)
+    dc = dd - mean[src]
+    rows = []
+    for lo, hi in zip(bands[:-1], bands[1:]):
+        sel = (q[src] >= lo) & ((q[src] < hi) if hi < 1 else (q[src] <= hi))
+        if not sel.any():
+            continue
+        cuts = np.quantile(dc[sel], [1 / 3, 2 / 3])
+        ter = np.digitize(dc, cuts)
+        row: dict[str, Any] = {"band": [lo, hi], "edges": int(sel.sum())}
+        for t, name in enumerate(("near", "middle", "far")):
+            m = sel & (ter == t)
+            row[name] = [float(np.mean(gain[m] > 0)), float(np.mean(np.maximum(gain[m], 0)))] if m.any() else None
+        z = sel & (dd <= 0)
+        row["d=0"] = [float(np.mean(gain[z] > 0)), float(np.mean(np.maximum(gain[z], 0))), int(z.sum())] if z.any() else None
+        rows.append(row)
+    return rows
+
+
+def gain_table(space: str, rows: list[dict[str, Any]]) -> str:
+    f = lambda v: "–" if v is None else f"{v[0]:.2f} / {v[1]:.2f}"
+    lines = [f"P(improve) / E[gain+] over {space}'s mutation edges by value quantile of g and row-centred HOTNN tercile:",
+             "", "| val(g) quantile | near | middle | far | d = 0 |", "|---|---|---|---|---|"]
+    for r in rows:
+        z = r["d=0"]
+        lines.append(f"| {r['band'][0]:g}–{r['band'][1]:g} | {f(r['near'])} | {f(r['middle'])} | {f(r['far'])} | "
+                     f"{'–' if z is None else f'{z[0]:.2f} / {z[1]:.3f} (n={z[2]})'} |")
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------------ runs
 def make_graph(P: dict[str, Any], graph: str, weights: str, beta: float, cfg: dict[str, Any]):
     from hotnas.graph_builders import FixedGraph, build_fixed_graph
@@ -163,6 +210,9 @@ def make_graph(P: dict[str, Any], graph: str, weights: str, beta: float, cfg: di
     label = f"{graph}/{weights}/{beta:g}"
     if weights == "uniform":
         return build_fixed_graph(P["space"], P["archs"], i, j, None, label=label)
+    if weights == "hotnn-distinct":  # w = 1[d_HOTNN > 0]: edges between computationally identical networks dropped
+        keep = P["dist"]["hotnn"][graph] > 0
+        return build_fixed_graph(P["space"], P["archs"], i[keep], j[keep], None, label=label)
     d = P["dist"]["hotnn" if weights == "hotnn-l0.1" else weights][graph]
     if weights == "hotnn-l0.1":  # the flow's default weights: exp(-d / 0.1), not normalised
         return FixedGraph(P["space"], P["archs"], i, j, np.maximum(np.exp(-d / cfg["legacy_lengthscale"]), 1e-12),
@@ -205,12 +255,48 @@ def _task(args: tuple) -> tuple:
     return args, run_flow(P, graphs[key], stream, _W["cfg"])
 
 
-def run_tasks(tasks: list[tuple], workers: int) -> dict[tuple, np.ndarray]:
-    """Run (space, graph, weights, beta, root, seed index) tasks; returns curves by task."""
-    if workers <= 1:
-        return dict(_task(t) for t in tasks)
-    with mp.get_context("fork").Pool(workers) as pool:
-        return dict(pool.imap_unordered(_task, tasks, chunksize=4))
+def run_tasks(tasks: list[tuple], workers: int, store: Path | None = None) -> dict[tuple, np.ndarray]:
+    """Run (space, graph, weights, beta, root, seed index) tasks; returns curves by task.
+
+    With ``store`` (a JSON-lines file keyed by the task and the config's fingerprint), finished runs are
+    appended as they complete and read back instead of rerun (a long study resumes where it stopped)."""
+    fp = _fingerprint(_W["cfg"])
+    done: dict[tuple, np.ndarray] = {}
+    if store is not None and store.is_file():
+        for line in store.read_text().splitlines():
+            rec = json.loads(line)
+            if rec["fp"] == fp:
+                t = tuple(rec["task"])
+                done[(t[0], t[1], t[2], float(t[3]), int(t[4]), int(t[5]))] = np.array(rec["curve"])
+    todo = [t for t in tasks if t not in done]
+    fh = None
+    if store is not None:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(store, "a")
+    try:
+        if workers <= 1:
+            it = map(_task, todo)
+        else:
+            pool = mp.get_context("fork").Pool(workers)
+            it = pool.imap_unordered(_task, todo, chunksize=4)
+        for t, c in it:
+            done[t] = c
+            if fh is not None:
+                fh.write(json.dumps({"fp": fp, "task": list(t), "curve": c.tolist()}) + "\n")
+                fh.flush()
+        if workers > 1:
+            pool.close()
+            pool.join()
+    finally:
+        if fh is not None:
+            fh.close()
+    return {t: done[t] for t in tasks}
+
+
+def _fingerprint(cfg: dict[str, Any]) -> str:
+    """What determines a run's curve: budget, flow settings, graph sizes."""
+    keys = {k: cfg[k] for k in ("budget", "flow", "k_knn", "k_table", "legacy_lengthscale")}
+    return hashlib.sha1(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
 
 
 # ------------------------------------------------------------------------------------------ tables
@@ -219,7 +305,7 @@ def settings(cfg: dict[str, Any]) -> list[tuple[str, str, float]]:
     out = []
     for g in cfg["graphs"]:
         for w in cfg["weights"]:
-            for b in ([0.0] if w == "uniform" else cfg["betas"]):
+            for b in ([0.0] if w in ("uniform", "hotnn-distinct") else cfg["betas"]):
                 out.append((g, w, float(b)))
     return out
 
@@ -261,7 +347,7 @@ def report_table(space: str, rows: dict[str, dict[str, Any]], checkpoints: list[
 
 
 def _label(g: str, w: str, b: float) -> str:
-    return f"{g} / {w}" + ("" if w in ("uniform", "hotnn-l0.1") else f" ({b:+g})")
+    return f"{g} / {w}" + ("" if w in ("uniform", "hotnn-l0.1", "hotnn-distinct") else f" ({b:+g})")
 
 
 def plot(report: dict[str, dict[str, dict[str, Any]]], path: Path, at: int) -> None:
@@ -298,7 +384,7 @@ def load_config(path: str | None, smoke: bool) -> dict[str, Any]:
             cfg[k] = {**cfg[k], **v} if isinstance(cfg[k], dict) else v
     if smoke:
         cfg.update(SMOKE)
-    bad = set(cfg["weights"]) - {"uniform", *METHODS}
+    bad = set(cfg["weights"]) - {"uniform", "hotnn-distinct", *METHODS}
     if bad:
         raise ValueError(f"unknown weights {sorted(bad)}; expected uniform or one of {METHODS}")
     if set(cfg["graphs"]) - {"mutations", "knn", "union"}:
@@ -321,12 +407,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     _W["cfg"] = cfg
     _W["prepared"] = {s: prepare(s, cfg, out / "cache") for s in cfg["spaces"]}
     stats = {s: graph_stats(P) for s, P in _W["prepared"].items()}
+    gains = {s: gain_by_distance(P) for s, P in _W["prepared"].items()}
     # 1) select beta per (graph, weights) on the select stream of the selection space
     sel_space = cfg["select_on"] if cfg["select_on"] in cfg["spaces"] else cfg["spaces"][0]
     grid = settings(cfg)
     tasks = [(sel_space, g, w, b, cfg["select_root"], k) for g, w, b in grid for k in range(cfg["select_seeds"])]
     _log(f"select: {len(grid)} settings x {cfg['select_seeds']} seeds on {sel_space}")
-    sel = run_tasks(tasks, args.workers)
+    sel = run_tasks(tasks, args.workers, out / "cache" / "runs.jsonl")
     at = cfg["select_at"]
     select_scores = {}
     for g, w, b in grid:
@@ -342,7 +429,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tasks = [(s, g, w, b, cfg["report_root"], k) for s in cfg["spaces"] for g, w, b in report_settings
              for k in range(cfg["report_seeds"])]
     _log(f"report: {len(report_settings)} settings x {cfg['report_seeds']} seeds x {len(cfg['spaces'])} spaces")
-    rep = run_tasks(tasks, args.workers)
+    rep = run_tasks(tasks, args.workers, out / "cache" / "runs.jsonl")
     report: dict[str, dict[str, dict[str, Any]]] = {}
     md = ["Regret = best validation accuracy of the table minus the best found (accuracy points), mean ± s.e. over "
           f"{cfg['report_seeds']} seeds of root {cfg['report_root']}; beta chosen per (graph, weights) on "
@@ -353,10 +440,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   for g, w, b in report_settings}
         base = curves[("mutations", "uniform", 0.0)]
         report[s] = {_label(g, w, b): summarise(c, base, [*cfg["checkpoints"], at]) for (g, w, b), c in curves.items()}
-        md += [report_table(s, report[s], cfg["checkpoints"], stats[s], at), ""]
+        md += [report_table(s, report[s], cfg["checkpoints"], stats[s], at), "", gain_table(s, gains[s]), ""]
     md += ["select stream (mean regret @%d on %s): " % (at, sel_space) +
            ", ".join(f"{k} {v:.3f}" for k, v in select_scores.items())]
-    results = dict(config=cfg, select=select_scores, chosen=[list(c) for c in chosen], report=report, stats=stats)
+    results = dict(config=cfg, select=select_scores, chosen=[list(c) for c in chosen], report=report, stats=stats,
+                   gains=gains)
     wall = time.perf_counter() - t0
     path = write_study(out, "\n".join(md), results, wall, indent=1)
     plot(report, path / f"delta{at}.png", at)
