@@ -57,10 +57,12 @@ __all__ = [
     "cell_distance_pot",
     "features_cached",
     "fgw_objective",
+    "entropic_start",
+    "round_plan",
 ]
 
 _EMD_MAX_ITER = 100000
-_START_KINDS = ("product", "emd", "struct", "product_t", "emd_t", "struct_t")
+_START_KINDS = ("product", "emd", "struct", "entropic", "product_t", "emd_t", "struct_t", "entropic_t")
 _DEGENERACY_TOL = 1e-12
 
 
@@ -78,6 +80,11 @@ class IFGWOptions:
     tol_rel: float = 1e-9
     tol_abs: float = 1e-9
     lp: str = "auto"  # "auto": assignment solver for runs without a POT twin when exact; "emd": always emd
+    entropic_epsilon: float = 0.01  # "entropic" start: Sinkhorn regularisation (costs are in [0, 1])
+    entropic_iters: int = 10  # "entropic" start: mirror-descent steps, each one Sinkhorn projection
+    sinkhorn_iters: int = 30  # "entropic" start: Sinkhorn iterations per projection
+    backend: str = "numpy"  # "numpy" (default) or "torch" (batched algebra in torch; LPs on the host)
+    device: str | None = None  # torch device ("cpu", "cuda", "cuda:1"); None = cpu
 
     def __post_init__(self) -> None:
         if self.lp not in ("auto", "emd"):
@@ -86,6 +93,15 @@ class IFGWOptions:
             raise ValueError(f"alpha must lie in [0, 1], got {self.alpha}")
         if not 0.0 <= self.lambda_op <= 1.0:
             raise ValueError(f"lambda_op must lie in [0, 1], got {self.lambda_op}")
+        from .fgw_torch import check_device
+
+        check_device(self.backend, self.device)
+        if not self.entropic_epsilon > 0:
+            raise ValueError(f"entropic_epsilon must be > 0, got {self.entropic_epsilon}")
+        for name in ("entropic_iters", "sinkhorn_iters"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
         bad = [s for s in self.starts if s not in _START_KINDS]
         if bad or not self.starts:
             raise ValueError(f"starts must be a non-empty subset of {_START_KINDS}, got {self.starts}")
@@ -111,7 +127,8 @@ class IFGWOptions:
         elif callable(oc):
             oc = getattr(oc, "__qualname__", repr(oc))
         return (self.alpha, self.lambda_op, oc, self.features, self.starts, self.both_directions,
-                self.max_iter, self.tol_rel, self.tol_abs, self.lp)
+                self.max_iter, self.tol_rel, self.tol_abs, self.lp, self.entropic_epsilon, self.entropic_iters,
+                self.sinkhorn_iters, self.backend, self.device)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -457,6 +474,48 @@ def _start_plans(M: np.ndarray, p: np.ndarray, q: np.ndarray, kind: str, assignm
     return np.stack([_emd(p[k], qs[k], Mc[k]) for k in range(M.shape[0])])
 
 
+def entropic_start(M, C1, C2, p, q, alpha: float, epsilon: float = 0.01, iters: int = 10,
+                   sinkhorn_iters: int = 30) -> np.ndarray:
+    r"""A cheap entropic plan, batched: mirror descent on the FGW objective (POT's entropic FGW, solver "PGD").
+
+    .. math::
+
+        T_0 = p q^\top,\qquad T_{t+1} = \mathrm{Sinkhorn}_\varepsilon\big(p, q, \nabla F(T_t)\big),\qquad
+        \nabla F(T) = (1-\alpha) M + \alpha\,(L_{C_1,C_2} \otimes T + L_{C_1^\top, C_2^\top} \otimes T)
+
+    (the gradient CG linearises), each projection ``sinkhorn_iters`` scaling steps on
+    :math:`K = \exp(-(\nabla F - \min \nabla F)/\varepsilon)`, then rounded onto the exact marginals
+    (Altschuler, Weed, Rigollet 2017: scale rows and columns down, add the rank-one remainder) so
+    that it is a feasible start for conditional gradient.  Shapes: M (B, n, m), C1 (B, n, n),
+    C2 (B, m, m), p (B, n), q (B, m) -> (B, n, m).  [engineering choice: a start, not a solver]
+    """
+    C2T, C1T = np.swapaxes(C2, 1, 2), np.swapaxes(C1, 1, 2)
+    constC = _const_c(C1 * C1, C2 * C2, p, q)
+    constCt = _const_c(C1T * C1T, C2T * C2T, p, q)
+    Mlin = (1.0 - alpha) * M
+    T = p[:, :, None] * q[:, None, :]
+    for _ in range(iters):
+        grad = Mlin + alpha * ((constC - 2.0 * (C1 @ T @ C2T)) + (constCt - 2.0 * (C1T @ T @ C2)))
+        grad -= grad.min((1, 2), keepdims=True)
+        K = np.exp(-grad / epsilon)
+        v = np.ones_like(q)
+        for _ in range(sinkhorn_iters):
+            u = p / np.maximum((K @ v[:, :, None])[:, :, 0], 1e-300)
+            v = q / np.maximum((u[:, None, :] @ K)[:, 0, :], 1e-300)
+        T = u[:, :, None] * K * v[:, None, :]
+    return round_plan(T, p, q)
+
+
+def round_plan(T: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Batched rounding of nearly feasible plans (B, n, m) onto the couplings of (p, q) (Altschuler et al.)."""
+    T = T * np.minimum(p / np.maximum(T.sum(2), 1e-300), 1.0)[:, :, None]
+    T = T * np.minimum(q / np.maximum(T.sum(1), 1e-300), 1.0)[:, None, :]
+    ea, eb = p - T.sum(2), q - T.sum(1)
+    tot = ea.sum(1)
+    T = T + ea[:, :, None] * eb[:, None, :] / np.where(tot > 0, tot, 1.0)[:, None, None]
+    return T
+
+
 def _multistart(M, C1, C2, p, q, opt: IFGWOptions, Mst: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Minimum over the CG runs named in ``opt.starts`` ("_t": on the transposed problem).
 
@@ -466,6 +525,15 @@ def _multistart(M, C1, C2, p, q, opt: IFGWOptions, Mst: np.ndarray | None = None
     """
     best_v = np.full(M.shape[0], np.inf)
     best_G = np.zeros_like(M)
+    if opt.backend == "torch":
+        from functools import partial
+
+        from .fgw_torch import entropic_start_torch, fgw_cg_batch_torch
+
+        cg = partial(fgw_cg_batch_torch, device=opt.device)
+        ent = partial(entropic_start_torch, device=opt.device)
+    else:
+        cg, ent = fgw_cg_batch, entropic_start
     kinds = list(dict.fromkeys(opt.starts))
     if opt.both_directions:
         kinds += [k + "_t" for k in kinds if not k.endswith("_t") and k + "_t" not in kinds]
@@ -482,17 +550,24 @@ def _multistart(M, C1, C2, p, q, opt: IFGWOptions, Mst: np.ndarray | None = None
             idx = np.flatnonzero(sel)
             if idx.size == 0:
                 continue
-            Ms = Mt if base == "emd" else np.swapaxes(Mst, 1, 2)
-            G0 = _start_plans(Ms[idx], q[idx], p[idx], base)
-            v, G = fgw_cg_batch(Mt[idx], C2[idx], C1[idx], q[idx], p[idx], opt.alpha, G0,
-                                opt.max_iter, opt.tol_rel, opt.tol_abs)
+            if base == "entropic":
+                G0 = ent(Mt[idx], C2[idx], C1[idx], q[idx], p[idx], opt.alpha, opt.entropic_epsilon,
+                         opt.entropic_iters, opt.sinkhorn_iters)
+            else:
+                Ms = Mt if base == "emd" else np.swapaxes(Mst, 1, 2)
+                G0 = _start_plans(Ms[idx], q[idx], p[idx], base)
+            v, G = cg(Mt[idx], C2[idx], C1[idx], q[idx], p[idx], opt.alpha, G0,
+                      opt.max_iter, opt.tol_rel, opt.tol_abs)
             G = np.swapaxes(G, 1, 2)
         else:
             twin = base + "_t" in kinds
             # runs with a twin reproduce POT's path (network simplex); the others may use the
             # faster assignment solver where it is exact (square problems, uniform masses)
             asg = (not twin) and opt.lp == "auto" and square_uniform
-            G0 = _start_plans(Mst if base == "struct" else M, p, q, base, asg)
+            if base == "entropic":
+                G0 = ent(M, C1, C2, p, q, opt.alpha, opt.entropic_epsilon, opt.entropic_iters, opt.sinkhorn_iters)
+            else:
+                G0 = _start_plans(Mst if base == "struct" else M, p, q, base, asg)
             # a run from a start already used with the same solver retraces that run: skip it
             fresh = np.ones(M.shape[0], dtype=bool)
             for used_asg, used in started:
@@ -502,8 +577,8 @@ def _multistart(M, C1, C2, p, q, opt: IFGWOptions, Mst: np.ndarray | None = None
             idx = np.flatnonzero(fresh)
             if idx.size == 0:
                 continue
-            res = fgw_cg_batch(M[idx], C1[idx], C2[idx], p[idx], q[idx], opt.alpha, G0[idx], opt.max_iter,
-                               opt.tol_rel, opt.tol_abs, track=twin, assignment=asg)
+            res = cg(M[idx], C1[idx], C2[idx], p[idx], q[idx], opt.alpha, G0[idx], opt.max_iter,
+                     opt.tol_rel, opt.tol_abs, track=twin, assignment=asg)
             v, G = res[0], res[1]
             if twin:
                 dg = np.ones(M.shape[0], dtype=bool)
