@@ -39,7 +39,8 @@ def _add_execution_flags(p: argparse.ArgumentParser) -> None:
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="run directory (default: runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (or RUN_DIR), losing nothing")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory (only a verified one "
+                   "holding nothing but a run's own files, and only those are deleted)")
     p.add_argument("--seed", help="seed(s) overriding the config: 3, 0,2,5 or 0-9")
     p.add_argument("--budget", type=int, help="queries per trial, overriding the config (report milestones above "
                    "it are dropped and the budget added)")

@@ -478,3 +478,24 @@ def test_empty_plugin_name_is_a_clear_error(tmp_path, capsys):
     assert main(["run", str(cfg), "--out", str(tmp_path / "r"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("sdot-nas: error:") and "plugin ''" in err and "Traceback" not in err
+
+
+def test_run_format_1_logs_are_still_read(tmp_path):
+    """Older run directories (one line per evaluation, written per step) keep their reports and exports;
+    an incomplete last step of such a log is left out."""
+    from experiments.rundir import load_trial_results
+
+    cfg = config_from_dict(raw_config(budget=4, seeds=(0,)))
+    out = tmp_path / "old"
+    run_config(cfg, out, **QUIET)
+    log = out / "trials" / "toy-evolve__seed0" / "events.jsonl"
+    events = read_events(log)
+    v1 = [{k: v for k, v in e.items() if k not in ("kind",)} | {"batch_size": 1} for e in events]
+    v1.append(dict(v1[-1], batch=99, batch_size=2, step=4))       # half of a 2-evaluation step
+    log.write_text("".join(json.dumps(e) + "\n" for e in v1))
+    (log.parent / "result.json").unlink()
+    again, pending = read_log(log)
+    assert [e["arch"] for e in again] == [e["arch"] for e in events] and pending == []
+    assert [e["best_so_far"] for e in again] == [e["best_so_far"] for e in events]
+    res = load_trial_results(RunDir.open(out))["toy-evolve__seed0"]
+    assert res["partial"] and res["archs"] == [e["arch"] for e in events]
