@@ -1,6 +1,9 @@
 """hotnas: architectures, distances and search for gradient-flow and Bayesian NAS.
 
-Front doors (imported lazily, so ``import hotnas`` stays light — torch loads only with training):
+Front doors (imported lazily, so ``import hotnas`` stays light). torch loads with training, and with
+the first OT distance (hotnn, ifgw, otmann): POT imports torch at import when it is installed (about
+2 s of CPU); ``POT_BACKEND_DISABLE_PYTORCH=1`` avoids that in processes that never hand POT torch
+tensors (the representation transfer does):
 
     hotnas.distance(a, b, method="hotnn")       # HOTNN-style hierarchical OT (reconstructed), ifgw, otmann, tw, hamming
     hotnas.get_space("nb201")                   # search spaces: nb201, nb101, darts
@@ -11,7 +14,6 @@ Front doors (imported lazily, so ``import hotnas`` stays light — torch loads o
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any
 
 _LAZY = {
@@ -33,11 +35,11 @@ __all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
-    try:
-        mod, attr = _LAZY[name].split(":")
-    except KeyError:
-        raise AttributeError(f"module 'hotnas' has no attribute {name!r}") from None
-    value = getattr(import_module(mod, __name__), attr)
+    if name not in _LAZY:
+        raise AttributeError(f"module 'hotnas' has no attribute {name!r}")
+    from sdot.registry import load_entry  # here, not at the top: ``import hotnas`` imports nothing
+
+    value = load_entry(_LAZY[name], __name__)
     globals()[name] = value
     return value
 

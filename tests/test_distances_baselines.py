@@ -93,3 +93,98 @@ def test_tw_rejects_ngram2():
     with pytest.raises(ValueError, match="ngram"):
         distance(Cell(CHAIN, ("input", "nor_conv_3x3", "output")), Cell(CHAIN, ("input", "nor_conv_3x3", "output")),
                  method="tw", ngram=2)
+
+
+# ---------------------------------------------------------------- a space's own operations (issue 18)
+def _unique_ops(tag: str) -> tuple[str, str]:
+    return f"t18_{tag}_x", f"t18_{tag}_y"
+
+
+def test_otmann_unknown_operations_not_contracted_and_warned():
+    """Before: unknown labels were contracted like skip, so OTMANN was 0 between any two such cells."""
+    x, y = _unique_ops("otmann_unknown")
+    a, b = Cell(CHAIN, ("input", x, "output")), Cell(CHAIN, ("input", y, "output"))
+    with pytest.warns(UserWarning, match=f"{x}.*{y}|{y}.*{x}"):
+        d = otmann_distance(a, b)
+    # each unknown op is a conv-like layer of mass 16*16 that cannot be matched ("infinite"
+    # mismatch): both go to the dummy node at cost nu_nas = 1; ip and op (0.1 x 256 each) match
+    m = 16.0 * 16.0
+    assert d == pytest.approx(2 * m / (2 * (m + 0.2 * m)), rel=1e-12)  # = 0.8333
+    # the issue's reproducer: 300 random pairs of cells made of unknown labels were all 0
+    assert otmann_distance(Cell(CHAIN, ("input", "gcn_t18", "output")),
+                           Cell(CHAIN, ("input", "gat_t18", "output"))) > 0.8
+
+
+def test_declared_operations_used_by_otmann_tw_hotnn():
+    from hotnas.operations import Operation, declare_operations, pair_cost, weight_of
+
+    x, y = _unique_ops("declared")
+    declare_operations({x: Operation("t18fam", weight=0.5, family_cost=0.3),
+                        y: Operation("t18fam", weight=0.5, family_cost=0.3)})
+    assert pair_cost(x, y) == 0.3 and weight_of(x) == 0.5
+    a, b = Cell(CHAIN, ("input", x, "output")), Cell(CHAIN, ("input", y, "output"))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # declared: no warning
+        d_ot = otmann_distance(a, b)
+        d_tw = distance(a, b, method="tw")
+        d_hot = distance(a, b, method="hotnn")
+    m = 16.0 * 16.0
+    assert d_ot == pytest.approx(0.3 * m / (2 * (m + 0.2 * m)), rel=1e-12)  # matched at nu_nas * 0.3
+    assert d_tw == pytest.approx(2 * 0.1, rel=1e-12)  # two leaves (alpha each) of one family node
+    # HOTNN: identical structures and weights, so the identity plan costs (1 - alpha) lambda_op C / 3
+    assert d_hot == pytest.approx(0.5 * 0.5 * 0.3 / 3, rel=1e-9)
+    # a declared passthrough label is contracted by OTMANN, like skip
+    z = "t18_declared_skip"
+    declare_operations({z: Operation("t18skip", weight=0.0, params=False, passthrough=True)})
+    assert otmann_distance(Cell(CHAIN, ("input", z, "output")), Cell(CHAIN, ("input", "skip_connect", "output"))) == 0.0
+
+
+def test_hotnn_tw_undeclared_operations_warn_once_and_use_documented_defaults():
+    x, y = _unique_ops("hotnn_defaults")
+    a, b = Cell(CHAIN, ("input", x, "output")), Cell(CHAIN, ("input", y, "output"))
+    with pytest.warns(UserWarning, match="no declared features") as rec:
+        d = distance(a, b, method="hotnn")
+    assert any(x in str(w.message) and y in str(w.message) for w in rec)
+    assert d == pytest.approx(0.5 * 0.5 * 1.0 / 3, rel=1e-9)  # documented default cost 1 -> 0.0833
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per label: no second warning
+        assert distance(a, b, method="hotnn") == pytest.approx(d)
+    x2, y2 = _unique_ops("tw_defaults")
+    with pytest.warns(UserWarning, match=x2):
+        assert distance(Cell(CHAIN, ("input", x2, "output")), Cell(CHAIN, ("input", y2, "output")),
+                        method="tw") == pytest.approx(2.0)
+
+
+def test_conflicting_declarations_refused():
+    from hotnas.operations import Operation, declare_operations
+
+    declare_operations({"t18_conflict": Operation("a")})
+    declare_operations({"t18_conflict": Operation("a")})  # the same features again: fine
+    with pytest.raises(ValueError, match="already registered"):
+        declare_operations({"t18_conflict": Operation("b")})
+    with pytest.raises(ValueError, match="already registered"):
+        declare_operations({"nor_conv_3x3": Operation("conv", weight=2.0, size=3)})
+
+
+def test_to_network_called_once_per_architecture_on_the_pair_by_pair_path():
+    """Before: twice per pair (as_network on both sides of every pair)."""
+    from hotnas.spaces.nb201 import NB201Space
+
+    calls = []
+
+    class Counting(NB201Space):
+        def to_network(self, arch):
+            calls.append(arch)
+            return super().to_network(arch)
+
+    space = Counting()
+    rng = np.random.default_rng(0)
+    archs = list(dict.fromkeys(space.sample(rng) for _ in range(12)))
+    eng = PairwiseDistances(space, method="tw")
+    D = eng.matrix(archs)
+    assert D.shape == (len(archs), len(archs))
+    assert len(calls) == len(archs)

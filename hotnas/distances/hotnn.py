@@ -26,6 +26,7 @@ import numpy as np
 from .emd import emd as exact_ot
 
 from ..cells import Cell, Network
+from ..operations import warn_undeclared
 from .ifgw import IFGWOptions, features_cached, ifgw_pairs
 
 __all__ = ["HOTNNOptions", "NetworkSummary", "summarise", "outer_cost", "network_distance"]
@@ -115,7 +116,9 @@ def network_distance(n1: Network | Cell, n2: Network | Cell, **options: Any) -> 
     """HOTNN between two networks (a bare Cell counts as a one-cell network).
 
     Options: mu (0.5), tau (0.0) and the cell-level options of
-    :func:`hotnas.distances.ifgw.cell_distance` (alpha, lambda_op, op_cost, flow, ...).
+    :func:`hotnas.distances.ifgw.cell_distance` (alpha, lambda_op, op_cost, flow, ...). Operation
+    costs and compute weights are the labels' declared features (:mod:`hotnas.operations`);
+    undeclared labels get documented defaults (cost 1, weight 0.5) and one ``UserWarning``.
     """
     opt = options.pop("_options", None) or HOTNNOptions.make(**options)
     if isinstance(n1, Cell):
@@ -126,6 +129,7 @@ def network_distance(n1: Network | Cell, n2: Network | Cell, **options: Any) -> 
     if s1.hash == s2.hash:
         return 0.0
     c1, c2 = n1.unique_cells(), n2.unique_cells()
+    warn_undeclared({o for c in (*c1.values(), *c2.values()) for o in c.ops}, "hotnn")  # one warning per pair
     keys = sorted({cell_key(h1, h2) for h1 in c1 for h2 in c2 if h1 != h2})
     cells = {**c1, **c2}
     fo = opt.cell.features

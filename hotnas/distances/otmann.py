@@ -251,6 +251,7 @@ def otmann_distance(n1: Network | Cell, n2: Network | Cell, level: str = "auto",
         level = "cell" if len(n1.unique_cells()) == 1 and len(n2.unique_cells()) == 1 else "network"
     if n1.canonical_hash == n2.canonical_hash:
         return 0.0
+    warn_undeclared({o for net in (n1, n2) for c in net.unique_cells().values() for o in c.ops}, "otmann")
     if n1.canonical_hash > n2.canonical_hash:  # a canonical orientation makes the value exactly symmetric
         n1, n2 = n2, n1
     return otmann(layer_graph(n1, level, units), layer_graph(n2, level, units), nu_str, nu_lmm, nu_nas, normalise)
