@@ -53,10 +53,19 @@ from .base import register_optimiser
 from .bo import TRANSFORMS, HotnasBO
 from .random import sample_unseen
 
-__all__ = ["FlowBO", "FlowPool", "ThompsonChoice", "GUIDES", "SELECTS"]
+__all__ = ["FlowBO", "FlowPool", "ThompsonChoice", "metropolis_accept", "GUIDES", "SELECTS"]
 
 GUIDES = ("mean", "ucb", "ts")
 SELECTS = ("acquisition", "ts")
+
+
+def metropolis_accept(f_cur: np.ndarray, f_prop: np.ndarray, deg_cur: np.ndarray, deg_prop: np.ndarray, T: float,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Metropolis-Hastings acceptance of proposals drawn with q(g -> g') = w(g, g') / deg(g), all (N,):
+    accept with probability ``min(1, exp(-(f' - f)/T) deg(g)/deg(g'))``, which makes
+    pi_T ∝ exp(-f/T) invariant (detailed balance, w symmetric). Returns a boolean mask (N,)."""
+    log_acc = np.minimum(0.0, -(f_prop - f_cur) / T + np.log(deg_cur) - np.log(deg_prop))
+    return np.log(rng.random(len(f_cur))) < log_acc
 
 
 class ThompsonChoice(Acquisition):
@@ -198,11 +207,9 @@ class FlowBO(HotnasBO):
                 if b not in deg:
                     deg[b] = float(self._neighbours(b)[1].sum())
                 visited[b] = None
-            fa = -np.array([memo[a] for a in particles])
-            fb = -np.array([memo[b] for b in props])
-            ratio = np.array([deg[a] / deg[b] for a, b in zip(particles, props)])
-            log_acc = np.minimum(0.0, -(fb - fa) / T + np.log(ratio))
-            accept = np.log(rng.random(len(particles))) < log_acc
+            accept = metropolis_accept(-np.array([memo[a] for a in particles]), -np.array([memo[b] for b in props]),
+                                       np.array([deg[a] for a in particles]), np.array([deg[b] for b in props]),
+                                       T, rng)
             particles = [b if ok else a for a, b, ok in zip(particles, props, accept)]
             self.stats["accepted"] += int(accept.sum())
             self.stats["proposed"] += len(props)
