@@ -109,7 +109,7 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
             if status is None:
                 os.kill(pid, signal.SIGKILL)
                 _, status = os.waitpid(pid, 0)
-                assert os.WIFSIGNALED(status)
+            if os.WIFSIGNALED(status):                     # (it may have finished just before the kill)
                 killed[pid] = _logged(out)
                 kills += 1
                 in_ckpt += in_write and bool(list(out.glob(f"trials/*/.checkpoint.npz.tmp-{pid}")))
