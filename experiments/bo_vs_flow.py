@@ -46,7 +46,7 @@ import numpy as np
 from experiments.bo_nb201 import CHECKPOINTS, HOTNAS_DEFAULTS, markdown, summarise
 from experiments.executors import make_executor, task_seeds
 
-TABULAR_METHODS = ("flow", "flow-accel", "flow-gp", "hotnas", "evolution", "random")
+TABULAR_METHODS = ("flow", "flow-accel", "flow-gp", "flow-bo", "hotnas", "optuna-tpe", "optuna-gp", "evolution", "random")
 TRAINABLE_METHODS = ("flow", "flow-accel", "hotnas", "evolution", "random")
 
 # Flow settings of the study [engineering choices]: picked among 11 variants (population 10/20/30,
@@ -58,11 +58,17 @@ FLOW_DEFAULTS: dict[str, Any] = dict(n_particles=20, law="glauber", temperature=
 FLOW_ACCEL_DEFAULTS: dict[str, Any] = dict(FLOW_DEFAULTS, rule="nasagd", dt=1.0, c=1.0, c_p=2.0)
 FLOW_GP_DEFAULTS: dict[str, Any] = dict(FLOW_DEFAULTS, surrogate="gp", potential="copula", temperature=(0.3, 0.03),
                                         refit_every=5, gp_options={"n_restarts": 2})
+# the surrogate-guided flow (hotnas/optimisers/flow_bo.py): HOTNAS's GP, the flow as acquisition optimiser
+from experiments.compare_tabular import FLOW_BO as FLOW_BO_DEFAULTS  # noqa: E402
+
 TABULAR_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "flow": ("flow", FLOW_DEFAULTS),
     "flow-accel": ("flow", FLOW_ACCEL_DEFAULTS),
     "flow-gp": ("flow", FLOW_GP_DEFAULTS),
+    "flow-bo": ("flow-bo", FLOW_BO_DEFAULTS),
     "hotnas": ("hotnas", HOTNAS_DEFAULTS),
+    "optuna-tpe": ("optuna-tpe", {}),   # external peers (extra 'peers'): Optuna's defaults
+    "optuna-gp": ("optuna-gp", {}),
     "evolution": ("evolution", {"removal": "oldest"}),
     "random": ("random", {}),
 }
@@ -100,7 +106,7 @@ def _optimiser(method: str, options: dict[str, Any], space, rng, budget: int):
     from hotnas.optimisers import get_optimiser
 
     opts = dict(options)
-    if method in ("hotnas", "flow"):
+    if method in ("hotnas", "flow", "flow-bo"):
         opts["engine"] = _engine(space, opts.get("distance", "hotnn"))
         opts["budget"] = budget
     if method == "flow":
@@ -343,7 +349,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.budget, args.seeds = min(args.budget, 30), min(args.seeds, 2)
         args.trainable_seeds, args.epochs, args.epochs_per_query, args.n_final = 1, 6, 2, 1
         if args.tabular_methods == list(TABULAR_METHODS):
-            args.tabular_methods = ["flow", "flow-accel", "flow-gp", "evolution", "random"]
+            args.tabular_methods = ["flow", "flow-accel", "flow-gp", "flow-bo", "evolution", "random"]
         if args.trainable_methods == list(TRAINABLE_METHODS):
             args.trainable_methods = ["flow", "flow-accel", "random"]
     out = Path(args.out)
