@@ -286,3 +286,33 @@ def test_nb101_500_merges_isomorphic_duplicates_and_searches_inside_the_table():
     opt = get_optimiser("evolution", b.space, seed=0, population_size=10, tournament_size=3)
     res = run_search(opt, b, budget=40)  # every proposal is a table member, or the look-up would raise
     assert len(res.values) == 40
+
+
+# ------------------------------------------------------------------ comparison outputs
+def _trial(label, seed, best):
+    best = list(map(float, best))
+    return dict(benchmark="toy", label=label, seed=seed, budget=len(best), optimum=10.0, values=best,
+                best_so_far=best, cpu_seconds=1.0)
+
+
+def test_comparison_outputs_tidy_csv_and_paired_standard_errors(tmp_path):
+    from experiments.compare_tabular import curves_frame, paired_table, summary_table, write_csv
+
+    rng = np.random.default_rng(0)
+    A = np.maximum.accumulate(rng.uniform(5, 10, (4, 50)), axis=1)
+    B = np.maximum.accumulate(rng.uniform(5, 10, (5, 50)), axis=1)
+    trials = [_trial("a", s, A[s]) for s in range(4)] + [_trial("b", s, B[s]) for s in range(5)]
+    path = write_csv(trials, tmp_path / "curves.csv")
+    lines = path.read_text().splitlines()
+    assert lines[0] == "benchmark,method,seed,query,value,best_so_far,regret" and len(lines) == 1 + 9 * 50
+    # paired over the 4 common seeds, at query 50: mean and s.e. of (regret_a - regret_b)
+    d = (10 - A[:, 49]) - (10 - B[:4, 49])
+    want = f"{d.mean():+.3f} ± {d.std(ddof=1) / 2:.3f}"
+    table = paired_table(trials, "a", checkpoints=(50,))
+    assert "b (n=4)" in table and want in table
+    reg = 10 - B[:, 24]
+    assert f"{reg.mean():.3f} ± {reg.std(ddof=1) / np.sqrt(5):.3f}" in summary_table(trials, checkpoints=(25,))
+    pd = pytest.importorskip("pandas")
+    df = curves_frame(trials)
+    assert isinstance(df, pd.DataFrame) and len(df) == 450
+    assert df.groupby("method")["seed"].nunique().to_dict() == {"a": 4, "b": 5}
