@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.budget, args.seeds = min(args.budget, 30), min(args.seeds, 2)
         args.trainable_seeds, args.epochs, args.epochs_per_query, args.n_final = 1, 6, 2, 1
         if args.tabular_methods == list(TABULAR_METHODS):
-            args.tabular_methods = ["flow", "flow-accel", "flow-gp", "flow-bo", "evolution", "random"]
+            args.tabular_methods = ["flow", "flow-accel", "flow-gp", "evolution", "random"]
         if args.trainable_methods == list(TRAINABLE_METHODS):
             args.trainable_methods = ["flow", "flow-accel", "random"]
     out = Path(args.out)
