@@ -128,6 +128,18 @@ class GNNSpace(SearchSpace):
         nodes = _parse(arch)
         return np.array([OPS.index(op) for op, _ in nodes] + [src for _, src in nodes])
 
+    def categorical_encoding(self) -> tuple[tuple[str, tuple], ...]:
+        """Categorical variables (for external peers such as Optuna): node i's operation and input."""
+        return (tuple((f"op_{i}", OPS) for i in range(1, N_NODES + 1))
+                + tuple((f"input_{i}", tuple(range(i))) for i in range(1, N_NODES + 1)))
+
+    def decode(self, codes) -> str:
+        """The architecture of a code vector (operation indices, then input indices: :meth:`encoding`)."""
+        c = [int(x) for x in codes]
+        if len(c) != 2 * N_NODES:
+            raise ValueError(f"a gnn4 code vector has {2 * N_NODES} entries, got {codes!r}")
+        return self.canonical(_write(tuple((OPS[c[i]], c[N_NODES + i]) for i in range(N_NODES))))
+
     def enumerate(self) -> Iterator[str]:
         inputs = itertools.product(*[range(i) for i in range(1, N_NODES + 1)])
         for srcs, ops in itertools.product(list(inputs), list(itertools.product(OPS, repeat=N_NODES))):
