@@ -11,6 +11,12 @@ log predictive density (NLL).  Results: mean +- std over splits, as measured.
 
     python experiments/kernel_quality.py              # pool 300 per space, 10 splits
     python experiments/kernel_quality.py --smoke      # seconds
+    python experiments/kernel_quality.py --plugin examples/gnn_space/gnn_space.py \
+        --spaces gnn4 --table gnn4=gnn4-synthetic      # a plugin space, scored on a registered benchmark
+    python experiments/kernel_quality.py --psd cap clip   # both PSD policies on the same pools and splits
+
+A space without a shipped table (a plugin's) draws its pool with ``space.sample`` (distinct, seeded)
+and reads the values from the benchmark named by ``--table SPACE=BENCHMARK``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,22 @@ from scipy.stats import spearmanr
 METHODS = ("hotnn", "otmann", "tw", "hamming")
 SPACES = ("darts", "nb101", "nb201")
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def sample_space_data(space: str, benchmark: str, n: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """``n`` distinct architectures of a registered space (seeded samples) and their benchmark values."""
+    from hotnas.benchmarks import get_benchmark
+    from hotnas.spaces import get_space
+
+    sp, bench = get_space(space), get_benchmark(benchmark)
+    rng = np.random.default_rng(seed)
+    archs: dict[str, None] = {}
+    for _ in range(100 * n):
+        archs.setdefault(sp.canonical(sp.sample(rng)), None)
+        if len(archs) >= n:
+            break
+    keys = list(archs)
+    return keys, np.array([bench.query(a).value for a in keys], dtype=float)
 
 
 def load_space_data(space: str, data_dir: Path | None = None) -> tuple[list[str], np.ndarray]:
@@ -64,17 +86,22 @@ def _score_split(job) -> tuple[float, float]:
 
 
 def run(spaces, methods, sizes, n_test, pool, splits, seed, n_jobs, data_dir: Path | None, log=print,
-        n_restarts: int = 1, on_space=None, psd: str = "cap") -> dict:
+        n_restarts: int = 1, on_space=None, psd: str | list[str] = "cap",
+        tables: dict[str, str] | None = None) -> dict:
     from hotnas.distances.engine import PairwiseDistances
     from hotnas.spaces import get_space
 
+    policies = [psd] if isinstance(psd, str) else list(psd)
     results: dict = {"config": dict(spaces=list(spaces), methods=list(methods), sizes=list(sizes), n_test=n_test,
                                     pool=pool, splits=splits, seed=seed, n_restarts=n_restarts,
-                                    psd=psd),
+                                    psd=psd, tables=dict(tables or {})),
                "distance_seconds": {}, "rows": []}
     for sname in spaces:
         space = get_space(sname)
-        archs, y = load_space_data(sname, data_dir)
+        if sname in (tables or {}):
+            archs, y = sample_space_data(sname, tables[sname], pool, seed)
+        else:
+            archs, y = load_space_data(sname, data_dir)
         rng = np.random.default_rng(seed)
         size = min(pool, len(archs))
         idx = rng.choice(len(archs), size=size, replace=False)
@@ -95,9 +122,10 @@ def run(spaces, methods, sizes, n_test, pool, splits, seed, n_jobs, data_dir: Pa
                 log(f"[{sname}] n = {n}: pool too small for a test set, skipped")
                 continue
             for m in methods:
-                for s in range(splits):
-                    jobs.append((n, nt, m, s))
-        payload = [(mats[m], yP, n, nt, s, seed, n_restarts, psd) for n, nt, m, s in jobs]
+                for pol in policies:
+                    for s in range(splits):
+                        jobs.append((n, nt, m, pol, s))
+        payload = [(mats[m], yP, n, nt, s, seed, n_restarts, pol) for n, nt, m, pol, s in jobs]
         if n_jobs > 1:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
@@ -107,17 +135,17 @@ def run(spaces, methods, sizes, n_test, pool, splits, seed, n_jobs, data_dir: Pa
         else:
             scores = [_score_split(p) for p in payload]
         by: dict = {}
-        for (n, nt, m, s), sc in zip(jobs, scores):
-            by.setdefault((n, nt, m), []).append(sc)
-        for (n, nt, m), scs in by.items():
+        for (n, nt, m, pol, s), sc in zip(jobs, scores):
+            by.setdefault((n, nt, m, pol), []).append(sc)
+        for (n, nt, m, pol), scs in by.items():
             rho = [r for r, _ in scs]
             nll = [v for _, v in scs]
-            row = dict(space=sname, n=n, method=m, n_test=nt, splits=splits,
+            row = dict(space=sname, n=n, method=m, psd=pol, n_test=nt, splits=splits,
                        spearman_mean=float(np.mean(rho)), spearman_std=float(np.std(rho)),
                        nll_mean=float(np.mean(nll)), nll_std=float(np.std(nll)),
                        nll_median=float(np.median(nll)), spearman_splits=rho, nll_splits=nll)
             results["rows"].append(row)
-            log(f"[{sname}] n = {n:3d} {m:8s} Spearman {row['spearman_mean']:.3f} +- {row['spearman_std']:.3f}   "
+            log(f"[{sname}] n = {n:3d} {m:8s} {pol:5s} Spearman {row['spearman_mean']:.3f} +- {row['spearman_std']:.3f}   "
                 f"NLL {row['nll_mean']:.3f} +- {row['nll_std']:.3f} (median {row['nll_median']:.3f})")
         if on_space is not None:
             on_space(results)
@@ -127,8 +155,10 @@ def run(spaces, methods, sizes, n_test, pool, splits, seed, n_jobs, data_dir: Pa
 def table(results: dict) -> str:
     """Markdown table; the best mean per (space, n) in bold (highest Spearman, lowest NLL)."""
     rows = results["rows"]
-    lines = ["| space | n | method | Spearman (mean ± std) | held-out NLL (mean ± std) | NLL median |",
-             "|---|---|---|---|---|---|"]
+    several = len({r.get("psd", "cap") for r in rows}) > 1
+    lines = ["| space | n | method | " + ("psd | " if several else "")
+             + "Spearman (mean ± std) | held-out NLL (mean ± std) | NLL median |",
+             "|---|---|---|" + ("---|" if several else "") + "---|---|---|"]
     groups: dict = {}
     for r in rows:
         groups.setdefault((r["space"], r["n"]), []).append(r)
@@ -141,14 +171,19 @@ def table(results: dict) -> str:
             a = f"**{a}**" if r["spearman_mean"] == best_rho else a
             b = f"**{b}**" if r["nll_mean"] == best_nll else b
             med = f"{r['nll_median']:.3f}" if "nll_median" in r else "-"
-            lines.append(f"| {sp} | {n} | {r['method']} | {a} | {b} | {med} |")
+            pol = f"{r.get('psd', 'cap')} | " if several else ""
+            lines.append(f"| {sp} | {n} | {r['method']} | {pol}{a} | {b} | {med} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--smoke", action="store_true", help="tiny pools, 2 splits: seconds")
-    ap.add_argument("--spaces", nargs="+", default=list(SPACES), choices=SPACES)
+    ap.add_argument("--spaces", nargs="+", default=list(SPACES),
+                    help=f"registered spaces (default {' '.join(SPACES)}); one without a shipped table needs --table")
+    ap.add_argument("--plugin", action="append", default=[], help="import a plugin first (module or .py path)")
+    ap.add_argument("--table", action="append", default=[], metavar="SPACE=BENCHMARK",
+                    help="score SPACE on the registered benchmark BENCHMARK (its pool drawn by sampling)")
     ap.add_argument("--methods", nargs="+", default=list(METHODS))
     ap.add_argument("--sizes", nargs="+", type=int, default=[50, 100, 200])
     ap.add_argument("--n-test", type=int, default=100)
@@ -157,11 +192,25 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--n-restarts", type=int, default=1, help="random ML-II restarts of each GP fit (besides its default start)")
-    ap.add_argument("--psd", default="cap", choices=["cap", "clip", "jitter", "raise"],
-                    help="DistanceGP PSD policy; 'cap' keeps ML-II to PSD length-scales (was 'clip' before 2026-11-23)")
+    ap.add_argument("--psd", nargs="+", default=["cap"], choices=["cap", "clip", "jitter", "raise"],
+                    help="DistanceGP PSD policies (several: each on the same pools and splits); 'cap' keeps ML-II "
+                         "to PSD length-scales (was 'clip' before 2026-11-23)")
     ap.add_argument("--data", default=None, help="folder of your own copies of the tables (default: the shipped ones)")
     ap.add_argument("--out", default=str(ROOT / "results" / "kernel_quality"))
     args = ap.parse_args(argv)
+    if args.plugin:
+        from experiments.config import import_plugins
+
+        import_plugins(args.plugin, "--plugin")
+    tables = {}
+    for item in args.table:
+        sp, sep, bench = item.partition("=")
+        if not sep:
+            ap.error(f"--table expects SPACE=BENCHMARK, got {item!r}")
+        tables[sp] = bench
+    missing = [sp for sp in args.spaces if sp not in SPACES and sp not in tables]
+    if missing:
+        ap.error(f"spaces {missing} have no shipped table: give --table SPACE=BENCHMARK")
     if args.smoke:
         args.sizes, args.n_test, args.pool, args.splits = [10, 20], 10, 30, 2
     out = Path(args.out)
@@ -172,7 +221,8 @@ def main(argv: list[str] | None = None) -> dict:
         (out / "table.md").write_text(table(partial) + "\n")
 
     res = run(args.spaces, args.methods, args.sizes, args.n_test, args.pool, args.splits, args.seed, args.n_jobs,
-              None if args.data is None else Path(args.data), n_restarts=args.n_restarts, on_space=save, psd=args.psd)
+              None if args.data is None else Path(args.data), n_restarts=args.n_restarts, on_space=save,
+              psd=args.psd[0] if len(args.psd) == 1 else args.psd, tables=tables)
     res["seconds"] = time.perf_counter() - t0
     md = table(res)
     print(md)

@@ -110,3 +110,15 @@ def test_synthetic_table_matches_its_documented_formula(gnn):
     vals, _ = gnn.synthetic_table()
     assert len(vals) == len(gnn.GNNSpace()) == 157464 and vals[gnn.index_of(arch)] == pytest.approx(v, abs=1e-12)
     assert gnn.SyntheticGNNBenchmark().optimum == pytest.approx(vals.max())
+
+
+def test_kernel_quality_study_takes_the_plugin_space(tmp_path, gnn):
+    from experiments.kernel_quality import main as kq
+
+    res = kq(["--smoke", "--plugin", str(PLUGIN), "--spaces", "gnn4", "--table", "gnn4=gnn4-synthetic",
+              "--methods", "tw", "hamming", "--psd", "cap", "clip", "--n-jobs", "1", "--out", str(tmp_path)])
+    rows = res["rows"]
+    assert {(r["space"], r["method"], r["psd"]) for r in rows} == {
+        ("gnn4", m, p) for m in ("tw", "hamming") for p in ("cap", "clip")}
+    assert all(np.isfinite(r["spearman_mean"]) and np.isfinite(r["nll_mean"]) for r in rows)
+    assert "| psd |" in (tmp_path / "table.md").read_text()

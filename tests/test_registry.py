@@ -119,6 +119,9 @@ def test_register_space_and_benchmark_follow_the_one_rule():
     register_benchmark("t-nb201-alias", factory)  # a plugin imported twice
     with pytest.raises(ValueError, match="already registered"):
         register_benchmark("t-nb201-alias", lambda: None)
+    from hotnas.benchmarks import BENCHMARKS
+
+    BENCHMARKS.unregister("t-nb201-alias")
 
 
 def test_batched_engine_path_declared_at_registration():
