@@ -259,10 +259,13 @@ def main(argv: list[str] | None = None) -> str:
         tasks = [dict(label=m, seed=i, stream=streams[i], budget=args.budget, benchmark=args.benchmark,
                       overrides=overrides) for i in range(args.first_seed, args.first_seed + args.seeds)
                  for m in args.methods if (m, i, args.budget, args.benchmark) not in done]
-        kind = "serial" if args.workers == 1 else "process"
-        with make_executor(kind, args.workers) as ex, open(out / "trials.jsonl", "a") as fh:
-            for f in [ex.submit(run_trial, t) for t in tasks]:
-                r = f.result()
+        with open(out / "trials.jsonl", "a") as fh:
+            if args.workers == 1:  # one at a time, each written as soon as it is done
+                results = (run_trial(t) for t in tasks)
+            else:
+                ex = make_executor("process", args.workers)
+                results = (f.result() for f in [ex.submit(run_trial, t) for t in tasks])
+            for r in results:
                 fh.write(json.dumps(r, default=float) + "\n")
                 fh.flush()
                 print(f"{r['label']:>12} seed {r['seed']:2d}: regret {r['optimum'] - r['best_so_far'][-1]:.3f} "
