@@ -54,6 +54,7 @@ temperatures) are refused up front.
 from __future__ import annotations
 
 import logging
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -72,7 +73,7 @@ from .flow_base import FORWARD_COST, NONFINITE_POLICIES, FlowBase  # noqa: F401 
 from .graph import ArchitectureGraph
 from .optimisers.flow import table_potential
 from .spaces.nb201 import NB201Space
-from .supernet import NetConfig, SuperNet, encode_arch
+from .supernet import NetConfig, SuperNet, encode_arch, resolve_device
 
 __all__ = ["TrainableFlow", "TrainableFlowResult", "FORWARD_COST"]
 
@@ -135,6 +136,10 @@ class TrainableFlow(FlowBase):
         nonfinite: ``"reset"`` | ``"kill"`` | ``"raise"``.
         seed: seed of every random stream of the run (numpy for G, torch for minibatches and noise).
         num_threads: torch threads during the run (None = leave as is).
+        device: where the supernet, the particles' weights and the data live (``"cpu"``, ``"cuda"``,
+            ``"cuda:1"``); an unavailable device is refused up front (ValueError naming it). The random
+            streams stay on the CPU (noise is drawn there and moved), so a seed gives the same draws
+            on every device.
     """
 
     _diffusion_failure = "loss, gradient or weights"
@@ -147,7 +152,9 @@ class TrainableFlow(FlowBase):
                  jump_dt: float = 1.0, jump_every: int = 5, birth_death: float = 0.0, batch_size: int = 64,
                  graph: ArchitectureGraph | None = None, distance: Any = "hotnn", lengthscale: float = 0.1,
                  eval_every: int = 25, init: str | Sequence[str] = "random", same_init: bool = False,
-                 nonfinite: str = "reset", seed: int = 0, num_threads: int | None = 1):
+                 nonfinite: str = "reset", seed: int = 0, num_threads: int | None = 1,
+                 device: str | None = None):
+        self.device = resolve_device(device)
         self._setup(space, data, config, n_particles=n_particles, lr=lr, lr_schedule=lr_schedule,
                     weight_decay=weight_decay, weight_temperature=weight_temperature, law=law,
                     temperature=temperature, jump_dt=jump_dt, jump_every=jump_every, batch_size=batch_size,
@@ -158,13 +165,17 @@ class TrainableFlow(FlowBase):
             raise ValueError(f"birth-death needs at least 2 particles, got n_particles={n_particles}")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
+        if self.device.type != "cpu":
+            self.data = dataclasses.replace(self.data, **{k: getattr(self.data, k).to(self.device) for k in (
+                "x_train", "y_train", "x_val", "y_val", "x_test", "y_test")})
         self.supernet = SuperNet(self.config, weight_decay=weight_decay)
+        self.supernet.module.to(self.device)
         self.momentum = float(momentum)
         self.birth_death = float(birth_death)
         self.graph = graph if graph is not None else ArchitectureGraph(self.space, distance=distance,
                                                                        lengthscale=lengthscale)
         self.archs: list[str] = self._initial_archs(init)
-        self.theta = self.supernet.init(self.n_particles, seed=int(seed), same=same_init)
+        self.theta = self.supernet.init(self.n_particles, seed=int(seed), same=same_init).to(self.device)
         self.velocity = torch.zeros_like(self.theta) if self.momentum > 0 else None
         self._start_counters()
         self.loss_ema = np.full(self.n_particles, np.nan)
@@ -185,25 +196,31 @@ class TrainableFlow(FlowBase):
 
     # ------------------------------------------------------------------ one step
     def _diffuse(self, xb: torch.Tensor, yb: torch.Tensor, lr: float) -> np.ndarray:
-        A = encode_arch(self.archs)
-        if self.velocity is None:
+        A = encode_arch(self.archs).to(self.device)
+        if self.velocity is None and self.device.type == "cpu":
             new, values = self.supernet.step(self.theta, A, xb, yb, lr=lr, temperature=self.weight_temperature,
                                              generator=self.gen)
+        elif self.velocity is None:      # same update; the noise is drawn on the CPU stream and moved
+            values, grads = self.supernet.loss_and_grad(self.theta, A, xb, yb)
+            new = self.theta - lr * grads
+            if self.weight_temperature > 0:
+                noise = torch.randn(self.theta.shape, generator=self.gen, dtype=self.theta.dtype)
+                new = new + math.sqrt(2.0 * lr * self.weight_temperature) * noise.to(self.device)
         else:  # heavy ball: the explicit discretisation of damped (underdamped) Langevin dynamics
             values, grads = self.supernet.loss_and_grad(self.theta, A, xb, yb)
             vel = self.momentum * self.velocity - lr * grads
             if self.weight_temperature > 0:
                 noise = torch.randn(self.theta.shape, generator=self.gen, dtype=self.theta.dtype)
-                vel = vel + math.sqrt(2.0 * lr * self.weight_temperature) * noise
+                vel = vel + math.sqrt(2.0 * lr * self.weight_temperature) * noise.to(self.device)
             new = self.theta + vel
             okv = torch.isfinite(vel).all(dim=1)
             self.velocity = torch.where(okv[:, None], vel, self.velocity)
         ok = torch.isfinite(values) & torch.isfinite(new).all(dim=1)
         self.theta = torch.where(ok[:, None], new, self.theta)
-        v = values.detach().numpy().astype(float)
+        v = values.detach().cpu().numpy().astype(float)
         fin = np.isfinite(v)
         self.loss_ema = np.where(np.isnan(self.loss_ema), v, 0.9 * self.loss_ema + 0.1 * v)
-        return np.flatnonzero(~ok.numpy() | ~fin)
+        return np.flatnonzero(~ok.cpu().numpy() | ~fin)
 
     def _after_jump(self) -> None:
         if self.birth_death > 0 and len(self.archs) >= 2:
@@ -218,8 +235,8 @@ class TrainableFlow(FlowBase):
             j = int(self.rng.choice(len(names), p=w / w.sum()))
             props.append(names[j])
             deg[i] = w.sum()
-        both = encode_arch(self.archs + props)
-        f = self.supernet.losses(torch.cat([self.theta, self.theta]), both, xb, yb).double().numpy()
+        both = encode_arch(self.archs + props).to(self.device)
+        f = self.supernet.losses(torch.cat([self.theta, self.theta]), both, xb, yb).double().cpu().numpy()
         self.epochs += FORWARD_COST * 2 * N * self.batch_size / self.n_train
         f_from, f_to = f[:N], f[N:]
         bad_to = ~np.isfinite(f_to)
@@ -257,10 +274,10 @@ class TrainableFlow(FlowBase):
 
     # ------------------------------------------------------------------ validation scoring
     def _score_validation(self) -> tuple[list[float], list[list[Any]]]:
-        A = encode_arch(self.archs)
+        A = encode_arch(self.archs).to(self.device)
         with torch_threads(self.num_threads):
             _, acc = self.supernet.evaluate(self.theta, A, self.data.x_val, self.data.y_val)
-        accs = acc.double().numpy().tolist()
+        accs = acc.double().cpu().numpy().tolist()
         return accs, [[a, v] for a, v in zip(self.archs, accs)]
 
     # ------------------------------------------------------------------ driver
@@ -272,6 +289,15 @@ class TrainableFlow(FlowBase):
         n_evals = s1 // self.eval_every - s0 // self.eval_every + (1 if steps > 0 and s1 % self.eval_every else 0)
         return (steps * N * B / n + n_jumps * FORWARD_COST * 2 * N * B / n
                 + n_evals * FORWARD_COST * N * self.data.x_val.shape[0] / n)
+
+    def cost_from_start(self, steps: int) -> float:
+        """Accounted cost in epochs of the first ``steps`` steps of a run (as :meth:`cost_of_steps` from step 0)."""
+        saved = self.step_count
+        self.step_count = 0
+        try:
+            return self.cost_of_steps(steps)
+        finally:
+            self.step_count = saved
 
     def steps_for_epochs(self, epochs: float) -> int:
         """The largest number of steps whose accounted cost fits in ``epochs`` (with N particles)."""
@@ -288,27 +314,38 @@ class TrainableFlow(FlowBase):
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
-        """Everything that evolves (weights, architectures, counters, both random streams)."""
-        return {"theta": self.theta.clone(), "archs": list(self.archs),
-                "velocity": None if self.velocity is None else self.velocity.clone(), "step_count": self.step_count,
-                "total_steps": self.total_steps, "epochs": self.epochs, "seconds": self.seconds,
-                "loss_ema": self.loss_ema.copy(), "val_seen": dict(self.val_seen),
+        """Everything that evolves (weights, velocities, architectures, counters, both random streams), as
+        plain JSON values and numpy arrays (float32 weights, the torch generator's state as uint8):
+        what a data-only checkpoint (JSON + npz, no pickle) stores. A copy: later steps do not change it."""
+        def arr(t: torch.Tensor | None) -> np.ndarray | None:
+            return None if t is None else t.detach().cpu().numpy().copy()
+
+        rng = self.rng.bit_generator.state
+        return {"theta": arr(self.theta), "archs": list(self.archs), "velocity": arr(self.velocity),
+                "step_count": self.step_count, "total_steps": self.total_steps, "epochs": self.epochs,
+                "seconds": self.seconds, "loss_ema": self.loss_ema.copy(), "val_seen": dict(self.val_seen),
                 "history": [dict(h) for h in self.history], "events": [dict(e) for e in self.events],
                 "n_accepted": self.n_accepted, "n_proposed": self.n_proposed,
-                "rng": self.rng.bit_generator.state, "gen": self.gen.get_state().clone(),
-                "order": self._order.clone(), "pos": self._pos}
+                "rng": {"bit_generator": rng["bit_generator"], "state": {k: int(v) for k, v in rng["state"].items()},
+                        "has_uint32": int(rng["has_uint32"]), "uinteger": int(rng["uinteger"])},
+                "gen": arr(self.gen.get_state()), "order": arr(self._order), "pos": self._pos}
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
-        self.theta = s["theta"].clone()
-        self.velocity = None if s["velocity"] is None else s["velocity"].clone()
+        """Inverse of :meth:`state_dict` (numpy arrays or torch tensors accepted); weights go to :attr:`device`."""
+        def tensor(v: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
+            t = v.detach().cpu().clone() if isinstance(v, torch.Tensor) else torch.from_numpy(np.array(v, copy=True))
+            return t if dtype is None else t.to(dtype)
+
+        self.theta = tensor(s["theta"]).to(self.device)
+        self.velocity = None if s["velocity"] is None else tensor(s["velocity"]).to(self.device)
         self.archs = list(s["archs"])
         self.step_count, self.total_steps = int(s["step_count"]), int(s["total_steps"])
         self.epochs, self.seconds = float(s["epochs"]), float(s["seconds"])
         self.loss_ema = np.array(s["loss_ema"], dtype=float)
-        self.val_seen = dict(s["val_seen"])
+        self.val_seen = {str(k): float(v) for k, v in dict(s["val_seen"]).items()}
         self.history = [dict(h) for h in s["history"]]
         self.events = [dict(e) for e in s["events"]]
         self.n_accepted, self.n_proposed = int(s["n_accepted"]), int(s["n_proposed"])
         self.rng.bit_generator.state = s["rng"]
-        self.gen.set_state(s["gen"].clone())
-        self._order, self._pos = s["order"].clone(), int(s["pos"])
+        self.gen.set_state(tensor(s["gen"], torch.uint8))
+        self._order, self._pos = tensor(s["order"], torch.int64), int(s["pos"])

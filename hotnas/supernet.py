@@ -61,6 +61,9 @@ __all__ = [
     "evaluate",
     "train_from_scratch",
     "train_steps",
+    "ManyResult",
+    "resolve_device",
+    "train_many",
 ]
 
 #: Operations that own weights, with their kernel size.
@@ -119,16 +122,17 @@ def _bn(h: torch.Tensor) -> torch.Tensor:
 
 
 @lru_cache(maxsize=64)
-def _pool3_constants(channels: int, height: int, width: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    ones = torch.ones(1, 1, height, width, dtype=dtype)
-    inv_count = 1.0 / F.conv2d(ones, torch.ones(1, 1, 3, 3, dtype=dtype), padding=1)
-    return torch.ones(channels, 1, 3, 3, dtype=dtype), inv_count
+def _pool3_constants(channels: int, height: int, width: int, dtype: torch.dtype,
+                     device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    ones = torch.ones(1, 1, height, width, dtype=dtype, device=device)
+    inv_count = 1.0 / F.conv2d(ones, torch.ones(1, 1, 3, 3, dtype=dtype, device=device), padding=1)
+    return torch.ones(channels, 1, 3, 3, dtype=dtype, device=device), inv_count
 
 
 def _pool3(h: torch.Tensor) -> torch.Tensor:
     """3x3 average pool, stride 1, padding 1, padding not counted (as a depthwise convolution: it is
     several times faster than ``avg_pool2d`` on these small maps, and batches well under vmap)."""
-    kernel, inv_count = _pool3_constants(h.shape[-3], h.shape[-2], h.shape[-1], h.dtype)
+    kernel, inv_count = _pool3_constants(h.shape[-3], h.shape[-2], h.shape[-1], h.dtype, h.device)
     return F.conv2d(h, kernel, padding=1, groups=h.shape[-3]) * inv_count
 
 
@@ -520,3 +524,107 @@ class SuperNet:
                 raise ValueError(f"parameter {name!r} is not a supernet parameter")
             full[name] = p.detach().reshape(full[name].shape)
         return self.flatten(full)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Many independent networks at once (the ground-truth table's training)
+# ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ManyResult:
+    """Outcome of :func:`train_many` for K networks: arrays of shape (K,) (accuracies in %)."""
+
+    val_acc: np.ndarray
+    test_acc: np.ndarray
+    val_loss: np.ndarray
+    test_loss: np.ndarray
+    train_loss: np.ndarray
+    seconds: float
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``torch.device`` of ``device`` (default CPU); ValueError naming it when it is unknown or unavailable."""
+    if device is None:
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"unknown device {device!r} ({e})") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} is not available: torch.cuda.is_available() is False "
+                             "(no GPU, or a CPU-only torch build)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} is not available: {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ValueError(f"device {device!r} is not available")
+    elif dev.type != "cpu":
+        raise ValueError(f"device {device!r}: expected 'cpu', 'cuda', 'cuda:<i>' or 'mps'")
+    return dev
+
+
+def train_many(archs: Sequence[str], seeds: Sequence[int], data=None, *, epochs: int = 4,
+               config: NetConfig | None = None, lr: float = 0.05, batch_size: int = 64, cosine: bool = True,
+               device: str | torch.device | None = None) -> ManyResult:
+    """Train K independent networks (``archs[k]`` from seed ``seeds[k]``) at once, vectorised.
+
+    Network k is the supernet under the one-hot mask of ``archs[k]`` (the same function as a
+    stand-alone :class:`DigitsNet`; a 1x1 convolution is computed as a zero-padded 3x3 one) with its
+    own weights theta_k (d,), initialised by :meth:`DigitsNet.reset_parameters` from
+    ``torch.Generator().manual_seed(seeds[k])``, trained by Adam (beta = (0.9, 0.999), eps = 1e-8,
+    step ``lr``, cosine-annealed ``lr (1 + cos(pi t / steps)) / 2`` when ``cosine``) for
+    ``epochs * (n_train // batch_size)`` steps on its own minibatches: every epoch a fresh permutation
+    of the training split from the same generator, the last incomplete batch dropped. One
+    ``vmap(grad_and_value)`` call per step covers all K networks, and each network's batch
+    normalisation sees only its own batch, so network k's result does not depend on the other K - 1
+    (up to float rounding of batched kernels). Weights a network's architecture does not use get zero
+    gradients and stay at their initial values.
+
+    Returns a :class:`ManyResult` with validation and test accuracy / cross-entropy on the whole splits.
+    """
+    from .datasets import load_digits_splits
+
+    archs, seeds = list(archs), [int(s) for s in seeds]
+    if len(archs) != len(seeds) or not archs:
+        raise ValueError(f"need as many seeds as architectures (>= 1), got {len(archs)} and {len(seeds)}")
+    if epochs < 0 or batch_size < 1 or lr <= 0:
+        raise ValueError(f"need epochs >= 0, batch_size >= 1, lr > 0; got {epochs}, {batch_size}, {lr}")
+    dev = resolve_device(device)
+    data = data if data is not None else load_digits_splits(0)
+    t0 = time.perf_counter()
+    sn = SuperNet(config)
+    net = DigitsNet(None, sn.config, seed=0)
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    rows = []
+    for g in gens:
+        net.reset_parameters(g)
+        rows.append(sn.flatten({k: v.detach() for k, v in net.named_parameters()}))
+    theta = torch.stack(rows).to(dev)
+    sn.module.to(dev)
+    A = encode_arch(archs).to(dev)
+    x_train, y_train = data.x_train.to(dev), data.y_train.to(dev)
+    n = x_train.shape[0]
+    per_epoch = n // batch_size
+    steps = epochs * per_epoch
+    m = torch.zeros_like(theta)
+    v = torch.zeros_like(theta)
+    train_loss = torch.full((len(archs),), float("nan"))
+    order = None
+    for t in range(steps):
+        if t % per_epoch == 0:
+            order = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(dev)   # (K, n)
+        idx = order[:, (t % per_epoch) * batch_size:(t % per_epoch + 1) * batch_size]  # (K, B)
+        values, grads = sn.loss_and_grad(theta, A, x_train[idx], y_train[idx])
+        m.mul_(0.9).add_(grads, alpha=0.1)
+        v.mul_(0.999).addcmul_(grads, grads, value=0.001)
+        step_lr = 0.5 * lr * (1.0 + math.cos(math.pi * t / steps)) if cosine else lr
+        denom = (v / (1.0 - 0.999 ** (t + 1))).sqrt_().add_(1e-8)
+        theta = theta - step_lr / (1.0 - 0.9 ** (t + 1)) * m / denom
+        train_loss = values.detach().cpu()
+    out = {}
+    for split in ("val", "test"):
+        x, y = data.split(split)
+        loss, acc = sn.evaluate(theta, A, x.to(dev), y.to(dev))
+        out[split] = (acc.double().cpu().numpy(), loss.double().cpu().numpy())
+    return ManyResult(out["val"][0], out["test"][0], out["val"][1], out["test"][1],
+                      train_loss.double().numpy(), time.perf_counter() - t0)

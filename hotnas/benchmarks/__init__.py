@@ -20,6 +20,7 @@ BENCHMARKS: Registry = Registry("benchmark", package=__name__,
 BENCHMARKS.register("nb201", ".tabular:NB201Benchmark")            # NB201Benchmark(path=None, value_column="val_acc", ...)
 BENCHMARKS.register("tabular", ".tabular:TabularBenchmark.from_csv")  # any CSV: path, arch_column, value_column, ...
 BENCHMARKS.register("digits", ".trainable:DigitsBenchmark")         # real training on sklearn digits
+BENCHMARKS.register("digits-nb201", ".digits_table:DigitsTableBenchmark")  # shipped digits ground-truth table
 BENCHMARKS.register("nb201-official", ".nb201_official:NB201OfficialBenchmark")  # official NB201 / NATS-Bench files: path, dataset, hp
 BENCHMARKS.register("darts-725", ".subsets:darts_725")  # search within the 725 DARTS genotypes of hotnas.data
 BENCHMARKS.register("nb101-500", ".subsets:nb101_500")  # search within the 500 NB101 cells of hotnas.data

@@ -9,5 +9,6 @@ from .base import OPTIMISERS, Optimiser, SearchResult, get_optimiser, register_o
 
 from . import random, evolution, bo, flow  # noqa: E402,F401  (register "random", "evolution", "hotnas", "flow")
 from . import optuna_peers, flow_bo  # noqa: E402,F401  ("optuna-tpe", "optuna-gp" need the extra 'peers'; "flow-bo")
+from . import supernet_flow  # noqa: E402,F401  ("supernet-flow": the R^d x G flow, trainable)
 
 __all__ = ["Optimiser", "SearchResult", "run_search", "OPTIMISERS", "register_optimiser", "get_optimiser"]
