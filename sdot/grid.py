@@ -762,7 +762,14 @@ def _check_expm_result(out: np.ndarray, r: np.ndarray, norm: float, rtol: float 
 
 
 def n_steps(t_final: float, tau: float) -> int:
-    """Number of equal steps covering ``t_final`` with steps at most ``tau`` (round-off tolerant)."""
+    """Number of equal steps covering ``t_final`` with steps at most ``tau`` (round-off tolerant).
+
+    Refuses ``tau <= 0`` or non-finite (ValueError naming tau) and a negative or non-finite t_final.
+    """
+    tau = _check_tau(tau)
+    t_final = float(t_final)
+    if not math.isfinite(t_final) or t_final < 0:
+        raise ValueError(f"t_final must be a finite number >= 0, got {t_final!r}")
     return max(1, int(math.ceil(t_final / tau - 1e-9)))
 
 
