@@ -662,7 +662,7 @@ class JKOStep:
                 mu = max(mu * 0.1, mu_min)
                 RE, RC, c, dc = residual(r, phi, mu)
                 res = measure(RE, RC, r)
-            if mu <= mu_min and res <= self.tol:
+            if mu <= mu_min and res <= self.tol and abs(float(RC.sum())) <= 1e-14 * float(r0.sum()) + 1e-300:
                 it -= 1
                 break
             # ---- Jacobian ----
