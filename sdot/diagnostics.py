@@ -8,6 +8,8 @@ All functions take densities ``rho`` of shape (K, M) on a :class:`~sdot.grid.Gri
 * ``kl_to_gibbs``, ``chi_square_to_gibbs``   KL(rho | pi_T), ||rho / pi_T - 1||_{L^2(pi_T)}
 * ``tv_node_masses``          (1/2) sum_g |m_g - p_g| against the Gibbs node marginal p
 * ``diagnose``                everything at once, as a flat dict (for the Flow driver)
+* ``diagnose_jko``            the same for a :class:`~sdot.jko.JKOStep`: its energy (drift, U, W) and the
+                              dissipation in its own metric (theta, kappa), plus the mass drift
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from .energy import FreeEnergy
 from .grid import Grid, GridSolver
 
 __all__ = ["node_masses", "dissipation", "energy_dissipation_residual", "kl_to_gibbs",
-           "chi_square_to_gibbs", "tv_node_masses", "diagnose"]
+           "chi_square_to_gibbs", "tv_node_masses", "diagnose", "diagnose_jko"]
 
 
 def node_masses(rho: Any, grid: Grid) -> np.ndarray:
@@ -94,6 +96,38 @@ def diagnose(solver: GridSolver, rho: Any, t: float | None = None, gibbs_margina
         out["chi2"] = chi_square_to_gibbs(rho, pi, grid)
         try:
             p = energy.gibbs_node_masses(None if gibbs_marginal == "closed_form" else grid)
+        except TypeError:
+            p = energy.gibbs_node_masses(grid)
+        out["tv"] = tv_node_masses(m, p)
+    return out
+
+
+def diagnose_jko(step: Any, rho: Any, t: float | None = None) -> dict:
+    """Diagnostics of ``rho`` under a :class:`~sdot.jko.JKOStep`, as a flat dict.
+
+    Keys: t, T (None without entropy), mass, mass_drift (mass - 1, never renormalised away), m_g,
+    the energy parts V, U, W, F of the step's :class:`~sdot.free_energy.GeneralFreeEnergy` (with
+    U = entropy also H and TH = U), D = ``step.dissipation(rho)`` (the step's theta and kappa), and,
+    with U = entropy and no interaction, kl / chi2 / tv against the Gibbs measure as in :func:`diagnose`.
+    """
+    grid = step.grid
+    r = np.asarray(rho, dtype=float).reshape(step.K, step.M)
+    m = node_masses(r, grid)
+    out: dict[str, Any] = {"t": t, "T": step.T, "mass": float(m.sum()), "mass_drift": float(m.sum()) - 1.0,
+                           "m_g": m.tolist()}
+    out.update(step.energy.parts(r, grid))
+    if step.T is not None:
+        out["TH"] = out["U"]
+        out["H"] = out["U"] / step.T
+    out["D"] = step.dissipation(r)
+    if step.T is not None and step.energy.interaction is None and step.space.is_connected():
+        energy = FreeEnergy(step.potential, step.T)
+        energy._cache[id(grid)] = (grid, step.f)
+        pi = energy.gibbs(grid)
+        out["kl"] = kl_to_gibbs(r, pi, grid)
+        out["chi2"] = chi_square_to_gibbs(r, pi, grid)
+        try:
+            p = energy.gibbs_node_masses(None)
         except TypeError:
             p = energy.gibbs_node_masses(grid)
         out["tv"] = tv_node_masses(m, p)

@@ -67,6 +67,16 @@ def _check_energies(E: Any, K: int, name: str = "energies") -> np.ndarray:
     return E
 
 
+def _check_masses(m: Any, K: int, name: str = "m0") -> np.ndarray:
+    """Node masses: shape (K,), finite, >= 0 and summing to 1 (to 1e-9); ValueError naming the value."""
+    m = _check_energies(m, K, name)
+    if not np.all(np.isfinite(m)) or np.any(m < 0):
+        raise ValueError(f"{name} must be finite and >= 0, got {m.tolist()}")
+    if abs(float(m.sum()) - 1.0) > 1e-9:
+        raise ValueError(f"{name} must sum to 1 (a probability vector over the nodes), got sum {float(m.sum())!r}")
+    return m
+
+
 def _pos(name: str, v: Any) -> float:
     v = float(v)
     if not math.isfinite(v) or v <= 0:
@@ -379,7 +389,7 @@ def nasgd_mean_field(space: SemiDiscreteSpace, energies: Any, m0: Any, dt: float
     if scheme not in ("ode", "expected"):
         raise ValueError(f"scheme must be 'ode' or 'expected', got {scheme!r}")
     K = space.n_nodes
-    m = _check_energies(m0, K, "m0").copy()
+    m = _check_masses(m0, K, "m0").copy()
     mf = _UpwindMeanField(space, c, "lower")
     out = np.empty((n_steps + 1, K))
     out[0] = m
