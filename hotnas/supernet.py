@@ -303,7 +303,7 @@ def train_steps(net: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, *,
     for step in range(steps):
         if pos + batch_size > n:
             order, pos = torch.randperm(n, generator=generator), 0
-        idx = order[pos:pos + batch_size]
+        idx = order[pos:pos + batch_size].to(x.device)
         pos += batch_size
         xb, yb = x[idx], y[idx]
         loss = F.cross_entropy(net(xb), yb)
@@ -335,7 +335,8 @@ class TrainResult:
 
 
 def train_from_scratch(arch: str, data=None, *, epochs: int = 8, seed: int = 0, config: NetConfig | None = None,
-                       lr: float = 0.05, batch_size: int = 64, cosine: bool = True, return_net: bool = False):
+                       lr: float = 0.05, batch_size: int = 64, cosine: bool = True, return_net: bool = False,
+                       device: str | torch.device | None = None):
     """Train a stand-alone :class:`DigitsNet` of ``arch`` from a seeded initialisation.
 
     Adam (``lr``), ``epochs`` passes over the training split in minibatches of ``batch_size``
@@ -344,24 +345,29 @@ def train_from_scratch(arch: str, data=None, *, epochs: int = 8, seed: int = 0, 
     on the same machine and thread count. ``data``: a :class:`hotnas.datasets.DigitsData`
     (default ``load_digits_splits(0)``).
 
+    ``device``: where the network and the data live (``"cuda"``...; refused when unavailable); the
+    random stream stays on the CPU, so a seed draws the same initialisation and batches everywhere.
+
     Returns a :class:`TrainResult`, and the trained network too when ``return_net``.
     """
     from .datasets import load_digits_splits
 
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
+    dev = resolve_device(device)
     data = data if data is not None else load_digits_splits(0)
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(int(seed))
-    net = DigitsNet(arch, config, seed=gen)
-    n = data.x_train.shape[0]
+    net = DigitsNet(arch, config, seed=gen).to(dev)
+    xs = {k: getattr(data, k).to(dev) for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
+    n = xs["x_train"].shape[0]
     steps = epochs * (n // batch_size)
     if steps and sum(p.numel() for p in net.parameters()) > 0:
-        train_steps(net, data.x_train, data.y_train, steps, lr=lr, batch_size=batch_size, generator=gen,
+        train_steps(net, xs["x_train"], xs["y_train"], steps, lr=lr, batch_size=batch_size, generator=gen,
                     cosine=cosine)
-    _, train_acc = evaluate(net, data.x_train, data.y_train)
-    val_loss, val_acc = evaluate(net, data.x_val, data.y_val)
-    test_loss, test_acc = evaluate(net, data.x_test, data.y_test)
+    _, train_acc = evaluate(net, xs["x_train"], xs["y_train"])
+    val_loss, val_acc = evaluate(net, xs["x_val"], xs["y_val"])
+    test_loss, test_acc = evaluate(net, xs["x_test"], xs["y_test"])
     res = TrainResult(net.arch or "", val_acc, test_acc, val_loss, test_loss, train_acc, epochs,
                       time.perf_counter() - t0, int(seed), sum(p.numel() for p in net.parameters()))
     return (res, net) if return_net else res

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 import torch
 
-from ..datasets import DigitsData, load_digits_splits
+from ..datasets import DigitsData, load_dataset
 from ..spaces.nb201 import NB201Space
 from ..supernet import NetConfig, TrainResult, arch_seed, train_from_scratch
 from .base import Benchmark, Evaluation
@@ -56,14 +56,24 @@ class DigitsBenchmark(Benchmark):
         num_threads: torch threads while training (default 1; ``None`` leaves torch's setting).
         cache: remember results, so a repeated query returns them without training again (its cost
             is still counted by :meth:`query`; :attr:`total_seconds` counts real training only).
+        dataset: ``"digits"`` (default; ``data_seed`` picks the split) or an image data set on disk
+            (``"cifar10"``, ``"cifar10-valid"``, ``"cifar100"``, ``"imagenet16-120"``, ``"folder"``:
+            :func:`hotnas.datasets.load_image_splits`) read from ``root`` (``split_file``: NB201's split
+            file for its exact halves). The network's input channels and classes follow the data.
+        device: where training runs (``"cpu"``, ``"cuda"``, ...); an unavailable device is refused here.
     """
 
     name = "digits"
 
     def __init__(self, epochs: int = 8, seed: int = 0, data_seed: int = 0, channels: int = 8, n_cells: int = 2,
                  reduce_after: Sequence[int] = (0,), lr: float = 0.05, batch_size: int = 64,
-                 num_threads: int | None = 1, cache: bool = True, space: NB201Space | None = None) -> None:
+                 num_threads: int | None = 1, cache: bool = True, space: NB201Space | None = None,
+                 dataset: str = "digits", root: str | None = None, split_file: str | None = None,
+                 device: str | None = None) -> None:
         super().__init__()
+        from ..supernet import resolve_device
+
+        self.device = str(resolve_device(device))
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
         if batch_size < 2 or lr <= 0:
@@ -71,12 +81,13 @@ class DigitsBenchmark(Benchmark):
         self.space = space or NB201Space()
         self.epochs = int(epochs)
         self.seed = int(seed)
-        self.config = NetConfig(channels=int(channels), n_cells=int(n_cells), reduce_after=tuple(reduce_after))
+        self.data: DigitsData = load_dataset(dataset, root, seed=int(data_seed), split_file=split_file)
+        self.config = NetConfig(channels=int(channels), n_cells=int(n_cells), reduce_after=tuple(reduce_after),
+                                in_channels=int(self.data.x_train.shape[1]), n_classes=int(self.data.n_classes))
         self.lr = float(lr)
         self.batch_size = int(batch_size)
         self.num_threads = num_threads
         self.cache = bool(cache)
-        self.data: DigitsData = load_digits_splits(int(data_seed))
         #: arch -> TrainResult of its (first) training
         self.records: dict[str, TrainResult] = {}
         #: seconds of real training over all queries (cached repeats add nothing)
@@ -89,7 +100,7 @@ class DigitsBenchmark(Benchmark):
         with torch_threads(self.num_threads):
             res = train_from_scratch(arch, self.data, epochs=self.epochs,
                                      seed=arch_seed(self.seed, arch) if seed is None else int(seed),
-                                     config=self.config, lr=self.lr, batch_size=self.batch_size)
+                                     config=self.config, lr=self.lr, batch_size=self.batch_size, device=self.device)
         self.total_seconds += res.seconds
         return res
 

@@ -56,6 +56,8 @@ class SupernetFlowOptimiser(Optimiser):
         nonfinite: as in :class:`~hotnas.flow_trainable.TrainableFlow` (``momentum > 0``: accelerated).
         channels, n_cells, reduce_after, data_seed: the supernet skeleton and the digits split (the
             ``digits-nb201`` protocol's by default).
+        dataset, root, split_file: the data (:func:`hotnas.datasets.load_dataset`): ``"digits"`` or an image
+            data set on disk (CIFAR-10/100, ImageNet16-120, a folder) — the weight-sharing protocol on real data.
         device: ``"cpu"`` (default), ``"cuda"``, ... (refused up front when unavailable).
         num_threads: torch threads of the flow's steps.
         name: label of the optimiser in results.
@@ -70,11 +72,12 @@ class SupernetFlowOptimiser(Optimiser):
                  jump_every: int = 5, birth_death: float = 0.0, batch_size: int = 64, distance: str = "hotnn",
                  lengthscale: float = 0.1, eval_every: int = 10, same_init: bool = False, nonfinite: str = "reset",
                  channels: int = 8, n_cells: int = 2, reduce_after: Sequence[int] = (0,), data_seed: int = 0,
+                 dataset: str = "digits", root: str | None = None, split_file: str | None = None,
                  device: str | None = "cpu", num_threads: int | None = 1, name: str | None = None):
         if isinstance(seed, np.random.Generator):
             seed = int(seed.integers(2**31 - 1))
         super().__init__(space, seed)
-        from ..datasets import load_digits_splits
+        from ..datasets import load_dataset
         from ..flow_trainable import TrainableFlow
         from ..supernet import NetConfig
 
@@ -88,9 +91,11 @@ class SupernetFlowOptimiser(Optimiser):
         if isinstance(temperature, (list, tuple)):
             temperature = tuple(float(t) for t in temperature)
         self.epochs_per_query = float(epochs_per_query)
-        self.flow = TrainableFlow(space, data=load_digits_splits(int(data_seed)),
+        data = load_dataset(dataset, root, seed=int(data_seed), split_file=split_file)
+        self.flow = TrainableFlow(space, data=data,
                                   config=NetConfig(channels=int(channels), n_cells=int(n_cells),
-                                                   reduce_after=tuple(reduce_after)),
+                                                   reduce_after=tuple(reduce_after),
+                                                   in_channels=int(data.x_train.shape[1]), n_classes=int(data.n_classes)),
                                   n_particles=n_particles, lr=lr, lr_schedule=lr_schedule, weight_decay=weight_decay,
                                   weight_temperature=weight_temperature, momentum=momentum, law=law,
                                   temperature=temperature, jump_dt=jump_dt, jump_every=jump_every,
