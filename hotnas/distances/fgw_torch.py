@@ -206,8 +206,8 @@ def fgw_values_torch(M, C1, C2, p, q, alpha: float, G):
     return (1.0 - alpha) * (M * G).sum((1, 2)) + alpha * (tens * G).sum((1, 2))
 
 
-def entropic_start_torch(M, C1, C2, p, q, alpha: float, epsilon: float = 0.01, iters: int = 10,
-                         sinkhorn_iters: int = 30, device: str | None = None) -> np.ndarray:
+def entropic_start_torch(M, C1, C2, p, q, alpha: float, epsilon: float = 0.05, iters: int = 20,
+                         sinkhorn_iters: int = 10, device: str | None = None) -> np.ndarray:
     """:func:`hotnas.distances.ifgw.entropic_start` in torch float64 on ``device`` (numpy in and out)."""
     import torch
 
@@ -221,16 +221,17 @@ def entropic_start_torch(M, C1, C2, p, q, alpha: float, epsilon: float = 0.01, i
     constC = _const_c(C1 * C1, C2 * C2, p, q)
     constCt = _const_c(C1T * C1T, C2T * C2T, p, q)
     Mlin = (1.0 - alpha) * M
+    inv_eps = (1.0 / T(np.array(np.broadcast_to(np.asarray(epsilon, dtype=float), (M.shape[0],)))))[:, None, None]
     P = p[:, :, None] * q[:, None, :]
     tiny = 1e-300
+    v = torch.ones_like(q)
     for _ in range(iters):
         grad = Mlin + alpha * ((constC - 2.0 * (C1 @ P @ C2T)) + (constCt - 2.0 * (C1T @ P @ C2)))
         grad = grad - grad.amin((1, 2), keepdim=True)
-        K = torch.exp(-grad / epsilon)
-        v = torch.ones_like(q)
+        K = torch.exp(torch.clamp(grad * inv_eps, max=700.0) * -1.0)
         for _ in range(sinkhorn_iters):
-            u = p / torch.clamp((K @ v[:, :, None])[:, :, 0], min=tiny)
-            v = q / torch.clamp((u[:, None, :] @ K)[:, 0, :], min=tiny)
+            u = p / torch.einsum("bij,bj->bi", K, v)
+            v = q / torch.einsum("bij,bi->bj", K, u)
         P = u[:, :, None] * K * v[:, None, :]
     P = P * torch.clamp(p / torch.clamp(P.sum(2), min=tiny), max=1.0)[:, :, None]
     P = P * torch.clamp(q / torch.clamp(P.sum(1), min=tiny), max=1.0)[:, None, :]
