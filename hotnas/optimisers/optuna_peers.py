@@ -82,7 +82,7 @@ class OptunaPeer(Optimiser):
     sampler_name = ""
 
     def __init__(self, space: SearchSpace, seed: int | np.random.Generator | None = 0, *,
-                 sampler_options: dict[str, Any] | None = None, max_repeats: int = 100,
+                 sampler_options: dict[str, Any] | None = None, max_repeats: int = 20,
                  budget: int | None = None):
         super().__init__(space, seed)
         self._optuna = require_optuna()
