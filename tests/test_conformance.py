@@ -76,10 +76,18 @@ def test_distance(method):
                     assert d == pytest.approx(distance(archs[j], archs[i], method=method, space=sp), abs=1e-12)
 
 
-@pytest.mark.parametrize("name", OPTIMISERS.names())
+def _optimiser_params() -> list:
+    """Every optimiser; those declared ``heavy`` (they train networks) only under ``-m slow``."""
+    return [pytest.param(n, marks=pytest.mark.slow) if OPTIMISERS.meta(n).get("heavy") else n
+            for n in OPTIMISERS.names()]
+
+
+@pytest.mark.parametrize("name", _optimiser_params())
 def test_optimiser(name):
-    """ask/tell on the plugin benchmark: budget distinct canonical architectures, monotone best-so-far."""
-    bench = get_benchmark("gnn4-synthetic")
+    """ask/tell on the plugin benchmark (or on NB201 for an optimiser declared for given spaces):
+    budget distinct canonical architectures, monotone best-so-far."""
+    spaces = OPTIMISERS.meta(name).get("spaces")
+    bench = get_benchmark("gnn4-synthetic" if spaces is None or "gnn4" in spaces else spaces[0])  # built-in: benchmark named as its space
     try:
         opt = get_optimiser(name, bench.space, seed=0)
     except ImportError as exc:  # an optional extra (e.g. 'peers'): the error names it

@@ -258,11 +258,15 @@ def run_search(optimiser: Optimiser, benchmark: Benchmark, budget: int, batch_si
 OPTIMISERS: Registry = Registry("optimiser", hint="add one with @hotnas.optimisers.register_optimiser(name)")
 
 
-def register_optimiser(name: str):
-    """Class decorator adding an optimiser factory to the registry under ``name`` (same class again: no-op)."""
+def register_optimiser(name: str, **meta: Any):
+    """Class decorator adding an optimiser factory to the registry under ``name`` (same class again: no-op).
+
+    ``meta`` declares what the conformance tests need to know: ``spaces=("nb201",)`` for an optimiser
+    tied to some spaces (default: any space), ``heavy=True`` for one that trains networks (its
+    conformance test then runs only with ``pytest -m slow``)."""
 
     def deco(cls):
-        OPTIMISERS.register(name, cls)
+        OPTIMISERS.register(name, cls, **meta)
         return cls
 
     return deco

@@ -40,7 +40,7 @@ from .base import Optimiser, register_optimiser
 __all__ = ["SupernetFlowOptimiser"]
 
 
-@register_optimiser("supernet-flow")
+@register_optimiser("supernet-flow", spaces=("nb201",), heavy=True)  # conformance: NB201 only, trains
 class SupernetFlowOptimiser(Optimiser):
     """The trainable R^d x G flow behind ask/tell (module docstring).
 
