@@ -9,6 +9,7 @@ import pytest
 def test_bench_distances_smoke():
     from experiments.bench_distances import main
 
-    res = main(["--smoke", "--n-jobs", "1", "--darts", "10"])
+    res = main(["--smoke", "--n-jobs", "1", "--darts", "10", "--optima", "3"])
     assert res["n_higher"] == 0 and res["n_higher_reversed"] == 0
     assert res["plan_marginal_error"] < 1e-12
+    assert res["optima_above"] == 0 and res["edges_higher_than_fast_starts"] == 0
