@@ -12,7 +12,8 @@ the flow's defaults when this study was written) runs on a prebuilt graph
   is not closed under mutation: each architecture's ``k_table`` nearest table entries in the Hamming
   distance of the space's encoding, i.e. the fewest mutations apart); ``knn``: each node's ``k_knn``
   nearest in HOTNN among *candidates* — NB201: the mutation ball of radius 2 (264 architectures; all
-  15,625^2 pairs would cost about 60x more), a table: all its entries — with computationally identical
+  15,625^2 pairs would cost about 60x more), a table: each entry's ``cand_table`` nearest entries in the
+  encoding's Hamming distance — with computationally identical
   networks (d = 0) excluded, union-symmetrised; ``union``: both edge sets;
 * **weights** — ``uniform`` (w = 1) or the Laplace kernel ``exp(-beta d / s)`` of a distance d in
   ``hamming``, ``tw``, ``otmann``, ``hotnn``, with s the within-row spread of d on that graph's edges and
@@ -20,6 +21,8 @@ the flow's defaults when this study was written) runs on a prebuilt graph
   (beta < 0 prefers far neighbours); and the current default ``hotnn-l0.1`` (exp(-d / 0.1), not
   normalised) on the mutation graph; ``hotnn-distinct``: uniform weights on the edges that join *different*
   networks (HOTNN d > 0; 15 % of NB201's mutation edges join computationally identical cells).
+
+On the table spaces only the weights in ``table_weights`` are reported (compute: 2 shared cores).
 
 Protocol: every setting runs on the *select* stream of seeds (root ``select_root``) on NB201; per
 (graph, weights) the beta with the lowest mean regret at 100 queries is kept; the kept settings, the
@@ -52,14 +55,16 @@ from experiments.studies import study_parser, write_study
 
 DEFAULTS: dict[str, Any] = dict(
     spaces=["nb201", "darts", "nb101"], budget=200, checkpoints=[50, 100, 200],
-    select_root=1, select_seeds=20, report_root=0, report_seeds=40, select_on="nb201", select_at=100,
+    select_root=1, select_seeds=20, report_root=0, report_seeds=20, report_seeds_by_space={"darts": 20, "nb101": 20},
+    select_on="nb201", select_at=100, table_weights=["uniform", "hotnn", "hotnn-distinct", "hotnn-l0.1"],
     graphs=["mutations", "knn", "union"], weights=["uniform", "hamming", "tw", "otmann", "hotnn", "hotnn-distinct"],
-    betas=[-3.0, -1.0, 1.0, 3.0], k_knn=8, k_table=8, legacy_lengthscale=0.1,
+    betas=[-3.0, -1.0, 1.0, 3.0], betas_wide=[-1.0, 1.0], k_knn=8, k_table=8, cand_table=64, legacy_lengthscale=0.1,
     flow=dict(n_particles=20, law="glauber", temperature=[0.3, 0.03], dt=1.0, birth_death=1.0),
 )
 SMOKE: dict[str, Any] = dict(spaces=["smoke"], budget=40, checkpoints=[25, 40], select_seeds=3, report_seeds=3,
                              select_on="smoke", select_at=25, weights=["uniform", "hotnn", "hotnn-distinct"], betas=[-1.0, 1.0],
-                             k_knn=4, k_table=4)
+                             betas_wide=[1.0],
+                             k_knn=4, k_table=4, cand_table=20)
 METHODS = ("hamming", "tw", "otmann", "hotnn")
 
 _W: dict[str, Any] = {}  # per-process state (prepared spaces, graphs), inherited by forked workers
@@ -111,8 +116,9 @@ def prepare(name: str, cfg: dict[str, Any], cache: Path) -> dict[str, Any]:
         cand = union_pairs(mut, mutation_pairs(space, archs, 2))
     else:
         mut = encoding_knn_pairs(base, archs, cfg["k_table"])
-        iu = np.triu_indices(n, 1)
-        cand = (iu[0].astype(np.int64), iu[1].astype(np.int64))
+        # HOTNN candidates on a table: each entry's cand_table nearest entries in encoding Hamming (the
+        # analogue of NB201's radius-2 ball; all pairs of DARTS-725 cost 262k HOTNN pairs, an hour here)
+        cand = encoding_knn_pairs(base, archs, cfg["cand_table"])
     engines = {m: PairwiseDistances(base, method=m, n_jobs=1) for m in METHODS}
     _log(f"{name}: {n} nodes, {len(mut[0])} mutation edges, {len(cand[0])} HOTNN candidate pairs")
     # chunks bound the memory of the batched cell solves (DARTS: two cells of up to 11 nodes per network)
@@ -260,12 +266,15 @@ def run_tasks(tasks: list[tuple], workers: int, store: Path | None = None) -> di
 
     With ``store`` (a JSON-lines file keyed by the task and the config's fingerprint), finished runs are
     appended as they complete and read back instead of rerun (a long study resumes where it stopped)."""
-    fp = _fingerprint(_W["cfg"])
+    fps = {sp_name: _fingerprint(_W["cfg"], sp_name) for sp_name in {t[0] for t in tasks}}
     done: dict[tuple, np.ndarray] = {}
     if store is not None and store.is_file():
         for line in store.read_text().splitlines():
-            rec = json.loads(line)
-            if rec["fp"] == fp:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by an interrupted run
+                continue
+            if rec["fp"] == fps.get(rec["task"][0]):
                 t = tuple(rec["task"])
                 done[(t[0], t[1], t[2], float(t[3]), int(t[4]), int(t[5]))] = np.array(rec["curve"])
     todo = [t for t in tasks if t not in done]
@@ -282,7 +291,7 @@ def run_tasks(tasks: list[tuple], workers: int, store: Path | None = None) -> di
         for t, c in it:
             done[t] = c
             if fh is not None:
-                fh.write(json.dumps({"fp": fp, "task": list(t), "curve": c.tolist()}) + "\n")
+                fh.write(json.dumps({"fp": fps[t[0]], "task": list(t), "curve": c.tolist()}) + "\n")
                 fh.flush()
         if workers > 1:
             pool.close()
@@ -293,9 +302,11 @@ def run_tasks(tasks: list[tuple], workers: int, store: Path | None = None) -> di
     return {t: done[t] for t in tasks}
 
 
-def _fingerprint(cfg: dict[str, Any]) -> str:
-    """What determines a run's curve: budget, flow settings, graph sizes."""
-    keys = {k: cfg[k] for k in ("budget", "flow", "k_knn", "k_table", "legacy_lengthscale")}
+def _fingerprint(cfg: dict[str, Any], space: str) -> str:
+    """What determines a run's curve besides its task: budget, flow settings, graph sizes (``cand_table``
+    only for the table spaces)."""
+    names = ("budget", "flow", "k_knn", "k_table", "legacy_lengthscale") + (() if space == "nb201" else ("cand_table",))
+    keys = {k: cfg[k] for k in names}
     return hashlib.sha1(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -305,7 +316,8 @@ def settings(cfg: dict[str, Any]) -> list[tuple[str, str, float]]:
     out = []
     for g in cfg["graphs"]:
         for w in cfg["weights"]:
-            for b in ([0.0] if w in ("uniform", "hotnn-distinct") else cfg["betas"]):
+            betas = cfg["betas"] if g == "mutations" else cfg.get("betas_wide", cfg["betas"])
+            for b in ([0.0] if w in ("uniform", "hotnn-distinct") else betas):
                 out.append((g, w, float(b)))
     return out
 
@@ -359,8 +371,9 @@ def plot(report: dict[str, dict[str, dict[str, Any]]], path: Path, at: int) -> N
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(labels) * len(spaces) + 1.5))
     y = np.arange(len(labels))
     for k, sp_name in enumerate(spaces):
-        m = np.array([report[sp_name][lab][f"d@{at}"][0] for lab in labels])
-        e = np.array([report[sp_name][lab][f"d@{at}"][1] for lab in labels])
+        nan = (np.nan, np.nan)
+        m = np.array([report[sp_name].get(lab, {}).get(f"d@{at}", nan)[0] for lab in labels])
+        e = np.array([report[sp_name].get(lab, {}).get(f"d@{at}", nan)[1] for lab in labels])
         ax.errorbar(m, y + 0.25 * (k - (len(spaces) - 1) / 2), xerr=2 * e, fmt="o", label=sp_name, capsize=2)
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(y, labels)
@@ -398,6 +411,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--out", default="results/graph_ablation")
     ap.add_argument("--spaces", nargs="*", default=None, help="subset of the config's spaces")
+    ap.add_argument("--report-spaces", nargs="*", default=None,
+                    help="run the report phase only for these spaces (stored runs; no tables written)")
     args = ap.parse_args(argv)
     cfg = load_config(args.config, args.smoke)
     if args.spaces:
@@ -426,21 +441,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             chosen.append((g, w, min(opts)[1]))
     report_settings = chosen + ([("mutations", "hotnn-l0.1", 0.0)] if "hotnn" in cfg["weights"] else [])
     # 2) report the chosen settings on the report stream of every space
-    tasks = [(s, g, w, b, cfg["report_root"], k) for s in cfg["spaces"] for g, w, b in report_settings
-             for k in range(cfg["report_seeds"])]
-    _log(f"report: {len(report_settings)} settings x {cfg['report_seeds']} seeds x {len(cfg['spaces'])} spaces")
+    n_rep = {s: int(cfg["report_seeds_by_space"].get(s, cfg["report_seeds"])) for s in cfg["spaces"]}
+    rep_spaces = [s for s in cfg["spaces"] if not args.report_spaces or s in args.report_spaces]
+    per_space = {s: [t for t in report_settings if s == sel_space or t[1] in cfg["table_weights"]] for s in cfg["spaces"]}
+    # a distance constant on a graph's edges (s = 0: Hamming on NB201's mutation graph) gives the uniform graph
+    same = {(s, g, w, b): (g, "uniform", 0.0) for s in cfg["spaces"] for g, w, b in per_space[s]
+            if w in METHODS and stats[s][g][f"s_{w}"] == 0}
+    tasks = [(s, g, w, b, cfg["report_root"], k) for s in rep_spaces for g, w, b in per_space[s]
+             for k in range(n_rep[s]) if (s, g, w, b) not in same]
+    _log(f"report: {len(report_settings)} settings x {n_rep} seeds on {rep_spaces}")
     rep = run_tasks(tasks, args.workers, out / "cache" / "runs.jsonl")
+    if set(rep_spaces) != set(cfg["spaces"]):
+        _log("report runs done for " + ", ".join(rep_spaces) + "; rerun without --report-spaces for the tables")
+        return {"select": select_scores, "chosen": chosen}
     report: dict[str, dict[str, dict[str, Any]]] = {}
     md = ["Regret = best validation accuracy of the table minus the best found (accuracy points), mean ± s.e. over "
-          f"{cfg['report_seeds']} seeds of root {cfg['report_root']}; beta chosen per (graph, weights) on "
+          f"the seeds of root {cfg['report_root']} ({', '.join(f'{s}: {n}' for s, n in n_rep.items())}); beta chosen per (graph, weights) on "
           f"{cfg['select_seeds']} seeds of root {cfg['select_root']} ({sel_space}, regret @{at}). Δ: paired "
           "difference to the uniform mutation graph (negative = better; ** = at least 2 s.e. better).", ""]
     for s in cfg["spaces"]:
-        curves = {(g, w, b): np.stack([rep[(s, g, w, b, cfg["report_root"], k)] for k in range(cfg["report_seeds"])])
-                  for g, w, b in report_settings}
+        curves = {(g, w, b): np.stack([rep[(s, *same.get((s, g, w, b), (g, w, b)), cfg["report_root"], k)]
+                                       for k in range(n_rep[s])])
+                  for g, w, b in per_space[s]}
         base = curves[("mutations", "uniform", 0.0)]
         report[s] = {_label(g, w, b): summarise(c, base, [*cfg["checkpoints"], at]) for (g, w, b), c in curves.items()}
-        md += [report_table(s, report[s], cfg["checkpoints"], stats[s], at), "", gain_table(s, gains[s]), ""]
+        md += [report_table(s, report[s], cfg["checkpoints"], stats[s], at), ""]
+        deg = [_label(g, w, b) for (sp_, g, w, b) in same if sp_ == s]
+        if deg:
+            md += ["rows equal to the uniform graph (distance constant on the edges, s = 0; not rerun): " + ", ".join(deg), ""]
+        md += [gain_table(s, gains[s]), ""]
     md += ["select stream (mean regret @%d on %s): " % (at, sel_space) +
            ", ".join(f"{k} {v:.3f}" for k, v in select_scores.items())]
     results = dict(config=cfg, select=select_scores, chosen=[list(c) for c in chosen], report=report, stats=stats,
