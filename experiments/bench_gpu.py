@@ -177,6 +177,12 @@ def particles(args: argparse.Namespace, device: str) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------
+
+from experiments.bench_supernet_step import supernet_step as _supernet_step  # noqa: E402  (issue 12)
+
+section("supernet_step", "supernet step (vmapped grad + SGD) at N = 1, 8, 32, 128 particles: CPU vs device")(
+    _supernet_step)
+
 def _environment(device: str) -> dict:
     env = {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
            "cpus": os.cpu_count(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
