@@ -195,8 +195,10 @@ class JKOStep:
             raise ValueError(f"kappa must be a finite number > 0, got {kappa!r}")
         if scheme not in SCHEMES:
             raise ValueError(f"unknown scheme {scheme!r}; expected one of {SCHEMES}")
-        if energy.interaction is not None and grid.dim == 0:
-            raise ValueError("an interaction kernel needs a grid with dim >= 1")
+        if energy.interaction is not None:
+            if grid.dim == 0:
+                raise ValueError("an interaction kernel needs a grid with dim >= 1")
+            energy.interaction.lattice(grid)  # refuse a kernel of the wrong shape up front
         pot = energy.potential
         if pot is None:
             from .potentials import QuadraticPotential
@@ -626,8 +628,8 @@ class JKOStep:
                 dF0 = self._dF(np.maximum(r0, np.finfo(float).tiny))
         phi = self._dF(r) if not frozen else 0.5 * (self._dF(r) + dF0)
         scale_phi = 1.0 + float(np.abs(phi[np.isfinite(phi)]).max(initial=0.0))
-        mu = 1e-3 * scale_phi * scale_r if barrier else 0.0
-        mu_min = 1e-3 * self.tol * scale_phi * scale_r if barrier else 0.0
+        mu = 1e-4 * scale_phi * scale_r if barrier else 0.0
+        mu_min = 0.1 * self.tol * scale_phi * scale_r if barrier else 0.0
         have_W = self.energy.interaction is not None
 
         def residual(r, phi, mu):
@@ -658,7 +660,7 @@ class JKOStep:
         res = measure(RE, RC, r)
         for it in range(1, self.max_iter + 1):
             # barrier continuation: shrink mu once the barrier problem is solved to O(mu)
-            while mu > mu_min and res <= max(10 * mu / (scale_phi * scale_r), self.tol):
+            while mu > mu_min and res <= max(100 * mu / (scale_phi * scale_r), self.tol):
                 mu = max(mu * 0.1, mu_min)
                 RE, RC, c, dc = residual(r, phi, mu)
                 res = measure(RE, RC, r)
@@ -688,8 +690,8 @@ class JKOStep:
             t = 1.0
             logstep = U.log_barrier
             if logstep:
-                ds = dr / r  # Newton step in s = log rho' (same linearisation, positivity for free)
-                big = float(np.abs(ds).max())
+                ds = dr / r  # Newton step in s = log rho' where rho' shrinks (positivity for free)
+                big = float(-np.minimum(ds, 0.0).min(initial=0.0))
                 if big > 20.0:
                     t = 20.0 / big
             else:
@@ -699,7 +701,8 @@ class JKOStep:
             merit0 = float(np.dot(RE, RE) / scale_phi**2 + np.dot(RC, RC) / scale_r**2)
             accepted = False
             for _ in range(40):
-                rn = r * np.exp(t * ds) if logstep else r + t * dr
+                # growth linear, shrinking multiplicative: same derivative dr at t = 0, rho' stays > 0
+                rn = np.where(dr >= 0, r + t * dr, r * np.exp(t * np.minimum(ds, 0.0))) if logstep else r + t * dr
                 pn = phi + t * dp
                 REn, RCn, cn, dcn = residual(rn, pn, mu)
                 mn = float(np.dot(REn, REn) / scale_phi**2 + np.dot(RCn, RCn) / scale_r**2)

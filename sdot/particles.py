@@ -88,6 +88,7 @@ __all__ = [
     "node_log_partition",
     "gibbs_node_masses",
     "ParticleSolver",
+    "MeanFieldPotential",
     "clear_workspace",
     "NONFINITE_POLICIES",
     "JUMP_METHODS",
@@ -1334,12 +1335,45 @@ def birth_death_step(state: ParticleState, space: SemiDiscreteSpace, potential: 
 # ----------------------------------------------------------------------------------------------
 # solver object
 # ----------------------------------------------------------------------------------------------
+class _ZeroPotential(Potential):
+    """f = 0 (an energy without drift)."""
+
+    def __init__(self, n_nodes: int, dim: int):
+        self.n_nodes, self.dim = int(n_nodes), int(dim)
+
+    def __call__(self, x, g):
+        return np.zeros(x.shape[0])
+
+    def grad(self, x, g):
+        return np.zeros(x.shape)
+
+
+class MeanFieldPotential(Potential):
+    """f(x, g) + (W * mu_N)_g(x) with the cloud mu_N = (1/N) sum_j delta_(X_j, G_j) frozen (a copy).
+
+    Values and gradients are vectorised over (point, particle) pairs in chunks
+    (:meth:`sdot.free_energy.Interaction.particle_grad`); no Python loop over particles.
+    """
+
+    def __init__(self, base: Potential, interaction: Any, x: Any, g: Any):
+        self.base, self.interaction = base, interaction
+        self.n_nodes, self.dim = base.n_nodes, base.dim
+        self._x, self._g = np.array(to_numpy(x), dtype=float), np.array(to_numpy(g))
+
+    def __call__(self, x, g):
+        return np.asarray(to_numpy(self.base(x, g)), dtype=float) + self.interaction.particle_values(x, g, self._x, self._g)
+
+    def grad(self, x, g):
+        return np.asarray(to_numpy(self.base.grad(x, g)), dtype=float) + self.interaction.particle_grad(x, g, self._x, self._g)
+
+
 class ParticleSolver:
     """A configured particle solver: ``step(state) -> state`` and ``evolve(state, t_final)``.
 
     Parameters
     ----------
-    space, potential : the problem
+    space, potential : the problem; ``potential`` may be a :class:`~sdot.free_energy.GeneralFreeEnergy`
+        (U = entropy, its T is used; an interaction W enters through :class:`MeanFieldPotential`)
     T : float or callable t -> T(t)   temperature (schedules are evaluated at the step's start time)
     law : rate-law name or RateLaw (linear laws only); ``kappa`` scales it
     dt : step
@@ -1364,6 +1398,20 @@ class ParticleSolver:
         _check_policy(nonfinite)
         if birth_death not in (None, "kde", "gibbs_conditional"):
             raise ValueError(f"birth_death must be None, 'kde' or 'gibbs_conditional', got {birth_death!r}")
+        self.interaction = None
+        from .free_energy import Entropy, GeneralFreeEnergy
+
+        if isinstance(potential, GeneralFreeEnergy):
+            # the same energy object as the grid/JKO solvers: drift f, U = T x entropy (Langevin noise),
+            # interaction W through a mean-field potential frozen at the start of each step
+            if not isinstance(potential.internal, Entropy):
+                raise ValueError(f"particles realise U = T rho log rho only (Langevin noise), got {potential.internal!r}")
+            if callable(T) or (T != 1.0 and float(T) != potential.T):
+                raise ValueError(f"T = {T!r} conflicts with the energy's entropy temperature {potential.T}")
+            T = potential.T
+            self.interaction = potential.interaction
+            potential = potential.potential if potential.potential is not None else _ZeroPotential(
+                potential.n_nodes, space.dim)
         self.space, self.potential, self.T, self.law = space, potential, T, get_rate_law(law, kappa)
         self.dt = _check_pos("dt", dt)
         self.diffusion, self.splitting, self.jump_method = diffusion, splitting, jump_method
@@ -1376,7 +1424,10 @@ class ParticleSolver:
     def step(self, state: ParticleState) -> ParticleState:
         T = self.temperature(state.t)
         fn = strang_step if self.splitting == "strang" else lie_step
-        fn(state, self.space, self.potential, self.law, T, self.dt, diffusion=self.diffusion,
+        pot = self.potential
+        if self.interaction is not None:
+            pot = MeanFieldPotential(self.potential, self.interaction, state.x, state.g)
+        fn(state, self.space, pot, self.law, T, self.dt, diffusion=self.diffusion,
            jump_method=self.jump_method, nonfinite=self.nonfinite, on_large_step=self.on_large_step,
            gamma=self.gamma, mass=self.mass)
         if self.birth_death is not None:
