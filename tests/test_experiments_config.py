@@ -206,3 +206,25 @@ def test_shipped_configs_validate_against_the_live_registries(tmp_path):
     assert main.benchmark.name == "digits"
     assert {m.optimiser for m in main.methods} == {"flow", "hotnas", "evolution", "random"}
     assert load_config(ROOT / "experiments" / "configs" / "main.toml", data=table).benchmark.name == "nb201"
+
+
+def test_plugin_relative_to_config_registers_names_the_checks_then_accept(tmp_path):
+    """A plugin file next to the config (named relative to it) registers a distance; options naming it
+    validate, a typo gets a did-you-mean from the live registry."""
+    (tmp_path / "ext_t18.py").write_text(
+        "from hotnas.distances import register_method\n"
+        "def edits(a, b, space=None, **options):\n"
+        "    return float(sum(x != y for x, y in zip(a, b)))\n"
+        "register_method('t18-edits', edits)\n")
+    cfg = tmp_path / "c.toml"
+    body = ('name = "t"\nplugins = ["ext_t18.py"]\n[benchmark]\nname = "nb201"\n[search]\nbudget = 30\n'
+            'seeds = [0]\n[[methods]]\noptimiser = "hotnas"\noptions = {{ distance = "{d}", n_init = 5 }}\n')
+    cfg.write_text(body.format(d="t18-edits"))
+    config = load_config(cfg)
+    assert config.plugins == [str((tmp_path / "ext_t18.py").resolve())]
+    cfg.write_text(body.format(d="t18-edit"))
+    with pytest.raises(ConfigError, match="did you mean 't18-edits'"):
+        load_config(cfg)
+    from hotnas.distances import METHODS
+
+    METHODS.unregister("t18-edits")
