@@ -12,7 +12,10 @@ and applies one operation of :data:`OPS` (graph convolutions gcn, gat, sage, gin
 a node-wise fully connected layer fc; skip). Nodes no later node reads are summed into the output.
 An architecture is written ``"gcn<0|gat<1|sage<0|skip<2"`` (node i's ``op<input``); there are
 1*2*3*4 * 9^4 = 157,464 of them. A mutation changes one node's operation or one node's input: every
-mutation is undone by one, so mutations are symmetric (the flow's graph assumes it).
+mutation is undone by one, so mutations are symmetric (the flow's graph assumes it). ``canonical``
+only validates and normalises the string: two architectures that differ by renumbering parallel
+nodes are distinct strings here (the distances give 0 between them), a simplification a real space
+would remove by canonicalising the DAG.
 
 **The operations' features** (:data:`OPERATIONS`, read by the hotnn, otmann and tw distances):
 families ``spectral`` (gcn, cheb, arma: polynomial filters of the graph Laplacian), ``spatial``
@@ -22,7 +25,8 @@ weights relative to gcn = 1 (cheb and arma 1.5: K = 2 hops / stacks; gat 1.5: at
 gin and k-gnn 1.25: an MLP per node; fc 0.5; skip 0).
 
 **The synthetic table** (:func:`synthetic_value`: a documented formula evaluated on query, so no
-157,464-row file ships; ``optimum`` enumerates it once, in about a second): with d_i the number of
+157,464-row file ships; :func:`synthetic_table` computes all of it vectorised, which ``optimum``
+uses): with d_i the number of
 operation nodes on the path from the input to node i, q the operation qualities of :data:`QUALITY`,
 F the number of distinct operation families used (skip excluded), D = max_i d_i, and u, u' in
 [-1, 1) the entries at the architecture's index (its position in ``GNNSpace().enumerate()``) of
