@@ -106,3 +106,22 @@ def test_diverging_particle_is_reset_and_logged(caplog):
     kill.flow.theta[2, 0] = float("inf")
     kill.ask(1)
     assert len(kill.flow.archs) == 2 and kill.flow.events[0]["kind"] == "nonfinite_kill"
+
+
+def test_retraining_phase_pays_per_finalist_and_recommends_the_best_told():
+    opt = _opt(budget=5, retrain_queries=2)
+    for k in range(3):                                        # supernet phase: values are ignored
+        a = opt.ask(1)
+        opt.tell([Evaluation(a[0], 99.0 if k == 0 else 1.0)])
+    e = opt.flow.epochs
+    assert opt.recommend() in [x for x, _ in opt._current()]   # not the 99 told above
+    finals = []
+    for v in (40.0, 60.0):                                    # retraining phase: no supernet compute
+        a = opt.ask(1)
+        finals += a
+        opt.tell([Evaluation(a[0], v)])
+        assert opt.flow.epochs == e
+    ranked = [x for x, _ in opt.flow.ranking()]
+    assert finals == ranked[:2] and opt.recommend() == finals[1]
+    with pytest.raises(ValueError, match="retrain_queries"):
+        _opt(budget=3, retrain_queries=3)

@@ -13,6 +13,13 @@ optimiser and is compared at **equal training compute**:
   weight-shared validation accuracy among the particles at the last scoring (then the best seen
   before, then the particles, never one asked before).
 
+With ``retrain_queries = R > 0`` the last R queries of the budget are the standard weight-sharing
+protocol's retraining: the supernet phase spans the first ``budget - R`` queries, then each query is a
+from-scratch training (by the benchmark, at its cost) of the next-best architecture by weight-shared
+validation seen, and the recommendation becomes the best of these by their told values (the only
+told values the flow uses). A finalist the supernet phase had already proposed is proposed (and paid
+for) again: the one exception to "never asked before".
+
 So after k queries the flow has used at most k * ``epochs_per_query`` epochs, the cost of k from-scratch
 trainings of the other optimisers when ``epochs_per_query`` equals the benchmark's training epochs
 (``digits-nb201``: 4). The flow **does not use the values it is told** (they are recorded, as by every
@@ -60,6 +67,7 @@ class SupernetFlowOptimiser(Optimiser):
             data set on disk (CIFAR-10/100, ImageNet16-120, a folder) — the weight-sharing protocol on real data.
         device: ``"cpu"`` (default), ``"cuda"``, ... (refused up front when unavailable).
         num_threads: torch threads of the flow's steps.
+        retrain_queries: the last queries of the budget spent retraining finalists (module docstring).
         name: label of the optimiser in results.
     """
 
@@ -73,7 +81,8 @@ class SupernetFlowOptimiser(Optimiser):
                  lengthscale: float = 0.1, eval_every: int = 10, same_init: bool = False, nonfinite: str = "reset",
                  channels: int = 8, n_cells: int = 2, reduce_after: Sequence[int] = (0,), data_seed: int = 0,
                  dataset: str = "digits", root: str | None = None, split_file: str | None = None,
-                 device: str | None = "cpu", num_threads: int | None = 1, name: str | None = None):
+                 device: str | None = "cpu", num_threads: int | None = 1, retrain_queries: int = 0,
+                 name: str | None = None):
         if isinstance(seed, np.random.Generator):
             seed = int(seed.integers(2**31 - 1))
         super().__init__(space, seed)
@@ -90,7 +99,12 @@ class SupernetFlowOptimiser(Optimiser):
             raise ValueError(f"budget must be a positive number of queries, got {budget!r}")
         if isinstance(temperature, (list, tuple)):
             temperature = tuple(float(t) for t in temperature)
+        if not isinstance(retrain_queries, (int, np.integer)) or isinstance(retrain_queries, bool) or retrain_queries < 0:
+            raise ValueError(f"retrain_queries must be an integer >= 0, got {retrain_queries!r}")
+        if budget is not None and retrain_queries >= budget:
+            raise ValueError(f"retrain_queries={retrain_queries} leaves no supernet query in a budget of {budget}")
         self.epochs_per_query = float(epochs_per_query)
+        self.retrain_queries = int(retrain_queries)
         data = load_dataset(dataset, root, seed=int(data_seed), split_file=split_file)
         self.flow = TrainableFlow(space, data=data,
                                   config=NetConfig(channels=int(channels), n_cells=int(n_cells),
@@ -105,6 +119,8 @@ class SupernetFlowOptimiser(Optimiser):
         self.budget = None if budget is None else int(budget)
         self.n_asked = 0
         self._asked: list[str] = []
+        self._retrained: list[str] = []
+        self._retrained_values: dict[str, float] = {}
         if self.budget is not None:
             self._start(self.budget)
 
@@ -120,7 +136,7 @@ class SupernetFlowOptimiser(Optimiser):
         return lo
 
     def _start(self, budget: int) -> None:
-        total = self._target_steps(budget * self.epochs_per_query)
+        total = self._target_steps((budget - self.retrain_queries) * self.epochs_per_query)
         if total < 1:
             raise ValueError(f"a budget of {budget} queries x epochs_per_query={self.epochs_per_query} = "
                              f"{budget * self.epochs_per_query:g} epochs allows no step of {self.flow.n_particles} "
@@ -133,7 +149,7 @@ class SupernetFlowOptimiser(Optimiser):
             self.flow._T = temperature_schedule(self.flow._temperature, total)
 
     def check_budget(self, budget: int) -> None:
-        if self._target_steps(budget * self.epochs_per_query) < 1:
+        if self._target_steps((budget - self.retrain_queries) * self.epochs_per_query) < 1:
             raise ValueError(f"budget {budget} queries x {self.epochs_per_query:g} epochs allows no flow step")
 
     def _advance(self, epochs: float) -> None:
@@ -156,10 +172,14 @@ class SupernetFlowOptimiser(Optimiser):
             self.budget = 10**6
             self._start(self.budget)
         self.n_asked += int(n)
-        self._advance(self.n_asked * self.epochs_per_query)
+        supernet_queries = self.budget - self.retrain_queries
+        retraining = self.n_asked > supernet_queries
+        self._advance(min(self.n_asked, supernet_queries) * self.epochs_per_query)
         out: list[str] = []
-        taken = set(self._asked) | self._seen
-        for a in self._candidates():
+        # the finalists (best weight-shared validation seen first) may include architectures the supernet
+        # phase proposed -- their values were not used -- so only finalists already retrained are excluded
+        taken = set(self._retrained) if retraining else set(self._asked) | self._seen
+        for a in ([a for a, _ in self.flow.ranking()] + self._candidates() if retraining else self._candidates()):
             if a not in taken:
                 out.append(a)
                 taken.add(a)
@@ -171,7 +191,15 @@ class SupernetFlowOptimiser(Optimiser):
                 out.append(a)
                 taken.add(a)
         self._asked += out
+        if retraining:
+            self._retrained += out
         return out
+
+    def tell(self, evals: list) -> None:
+        super().tell(evals)
+        for ev in evals:              # only the finalists' from-scratch values steer the recommendation
+            if ev.arch in self._retrained and np.isfinite(ev.value):
+                self._retrained_values[ev.arch] = float(ev.value)
 
     def _current(self) -> list[tuple[str, float]]:
         """Architectures of the particles at the last scoring, by mean weight-shared validation (desc)."""
@@ -186,7 +214,10 @@ class SupernetFlowOptimiser(Optimiser):
         return [a for a, _ in self._current()] + [a for a, _ in self.flow.ranking()] + list(self.flow.archs)
 
     def recommend(self) -> str | None:
-        """The flow's own pick: the best weight-shared validation accuracy among the current particles."""
+        """The best retrained finalist once any was told; before, the flow's own pick (the best
+        weight-shared validation accuracy among the current particles)."""
+        if self._retrained_values:
+            return max(self._retrained_values.items(), key=lambda kv: (kv[1], kv[0]))[0]
         cur = self._current()
         return cur[0][0] if cur else None
 
@@ -201,7 +232,8 @@ class SupernetFlowOptimiser(Optimiser):
     def state_dict(self) -> dict[str, Any]:
         s = super().state_dict()
         s.update({"flow": self.flow.state_dict(), "n_asked": self.n_asked, "asked": list(self._asked),
-                  "budget": self.budget})
+                  "budget": self.budget, "retrained": list(self._retrained),
+                  "retrained_values": dict(self._retrained_values)})
         return s
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -212,3 +244,5 @@ class SupernetFlowOptimiser(Optimiser):
         self.flow.load_state_dict(state["flow"])
         self.n_asked = int(state["n_asked"])
         self._asked = list(state["asked"])
+        self._retrained = list(state.get("retrained", []))
+        self._retrained_values = {str(k): float(v) for k, v in dict(state.get("retrained_values", {})).items()}
