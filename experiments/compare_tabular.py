@@ -163,12 +163,15 @@ def summary_table(trials: list[dict[str, Any]], checkpoints=CHECKPOINTS) -> str:
         n = len(seeds)
         cells = []
         for q in qs:
-            col = M[:, min(q, M.shape[1]) - 1]
+            if q > M.shape[1]:  # a shorter budget: no value at this checkpoint
+                cells.append("—")
+                continue
+            col = M[:, q - 1]
             se = col.std(ddof=1) / np.sqrt(n) if n > 1 else float("nan")
             cells.append(f"{col.mean():.3f} ± {se:.3f}")
         found = float(np.mean(M[:, -1] <= 1e-9))
         cpu = np.mean([t["cpu_seconds"] for t in trials if t["label"] == lb])
-        lines.append(f"| {lb} | {n} | " + " | ".join(cells) + f" | {100 * found:.0f} % | {cpu:.1f} |")
+        lines.append(f"| {lb} | {n} | " + " | ".join(cells) + f" | {100 * found:.0f} % @{M.shape[1]} | {cpu:.1f} |")
     return "\n".join(lines)
 
 
@@ -188,7 +191,10 @@ def paired_table(trials: list[dict[str, Any]], reference: str, checkpoints=CHECK
         b = M[[seeds.index(s) for s in common]]
         cells = []
         for q in qs:
-            d = a[:, min(q, a.shape[1]) - 1] - b[:, min(q, b.shape[1]) - 1]
+            if q > a.shape[1] or q > b.shape[1]:
+                cells.append("—")
+                continue
+            d = a[:, q - 1] - b[:, q - 1]
             cells.append(f"{d.mean():+.3f} ± {d.std(ddof=1) / np.sqrt(len(d)):.3f}")
         lines.append(f"| {lb} (n={len(common)}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -216,8 +222,19 @@ def plot_regret(trials: list[dict[str, Any]], path: Path, title: str) -> None:
     _save(fig, path)
 
 
-def aggregate(out: Path, reference: str | None = None) -> str:
+def aggregate(out: Path, reference: str | None = None, extra: list[str] | None = None) -> str:
+    """Outputs from ``out/trials.jsonl`` plus the trials files of ``extra`` study folders (merged)."""
     trials = load_trials(out / "trials.jsonl")
+    for e in extra or []:
+        trials += load_trials(Path(e) / "trials.jsonl")
+    seen: set[tuple] = set()
+    unique = []
+    for t in trials:  # one trial per (benchmark, method, seed): the first written
+        key = (t["benchmark"], t["label"], t["seed"])
+        if key not in seen:
+            seen.add(key)
+            unique.append(t)
+    trials = unique
     if not trials:
         raise ValueError(f"no finished trials in {out / 'trials.jsonl'}")
     write_csv(trials, out / "curves.csv")
@@ -245,6 +262,7 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--overrides", default="{}", help="JSON option overrides for every method")
     ap.add_argument("--reference", default=None, help="method of the paired-difference table (default: first)")
     ap.add_argument("--aggregate", action="store_true", help="only rebuild the outputs from trials.jsonl")
+    ap.add_argument("--merge", nargs="*", default=[], help="further study folders whose trials join the outputs")
     ap.add_argument("--smoke", action="store_true", help="2 seeds, 30 queries, cheap methods")
     ap.add_argument("--out", default="results/compare_tabular")
     args = ap.parse_args(argv)
@@ -270,7 +288,7 @@ def main(argv: list[str] | None = None) -> str:
                 fh.flush()
                 print(f"{r['label']:>12} seed {r['seed']:2d}: regret {r['optimum'] - r['best_so_far'][-1]:.3f} "
                       f"after {len(r['values'])} queries, {r['cpu_seconds']:.1f} CPU s", flush=True)
-    md = aggregate(out, args.reference)
+    md = aggregate(out, args.reference, args.merge)
     print(md)
     return md
 
