@@ -76,6 +76,13 @@ def test_distance(method):
                     assert d == pytest.approx(distance(archs[j], archs[i], method=method, space=sp), abs=1e-12)
 
 
+_BUDGET = 10
+#: options for a short, cheap run, passed to the optimisers that take them (the distances have their own
+#: conformance test, so the cheapest one drives the searches here)
+_SMALL = {"n_init": 7, "n_particles": 4, "population_size": 4, "tournament_size": 2, "budget": _BUDGET,
+          "distance": "hamming"}
+
+
 def _optimiser_params() -> list:
     """Every optimiser; those declared ``heavy`` (they train networks) only under ``-m slow``."""
     return [pytest.param(n, marks=pytest.mark.slow) if OPTIMISERS.meta(n).get("heavy") else n
@@ -88,12 +95,19 @@ def test_optimiser(name):
     budget distinct canonical architectures, monotone best-so-far."""
     spaces = OPTIMISERS.meta(name).get("spaces")
     bench = get_benchmark("gnn4-synthetic" if spaces is None or "gnn4" in spaces else spaces[0])  # built-in: benchmark named as its space
+    import inspect
+
+    params: set[str] = set()
+    for klass in OPTIMISERS.load(name).__mro__:  # keywords forwarded by **kwargs to a base class count too
+        if "__init__" in vars(klass):
+            params |= set(inspect.signature(klass.__init__).parameters)
+    small = {k: v for k, v in _SMALL.items() if k in params}  # small initial designs: a short, cheap run
     try:
-        opt = get_optimiser(name, bench.space, seed=0)
+        opt = get_optimiser(name, bench.space, seed=0, **small)
     except ImportError as exc:  # an optional extra (e.g. 'peers'): the error names it
         pytest.skip(f"optional dependency missing for {name!r}: {exc}")
-    res = run_search(opt, bench, budget=24)  # above the default initial designs (20)
-    assert len(res.archs) == 24 and len(set(res.archs)) == 24
+    res = run_search(opt, bench, budget=_BUDGET)
+    assert len(res.archs) == _BUDGET and len(set(res.archs)) == _BUDGET
     assert all(bench.space.canonical(a) == a for a in res.archs)
     assert np.all(np.diff(res.best_so_far) >= 0)
 
