@@ -15,9 +15,25 @@ reduced objective ::
 
     Phi(rho') = F_T(rho') + h^d / (2 tau) (rho - rho')^T L(c(rho'))^+ (rho - rho')
 
-(convex because ``J^2 / theta`` is jointly convex for concave 1-homogeneous theta), minimised over
-the simplex by a projected Newton method with an analytic gradient and a finite-difference
-Hessian (small problems: d = 0 with any K, or small d = 1, 2 grids). Interpolations theta:
+(convex because ``J^2 / theta`` is jointly convex for concave 1-homogeneous theta). With
+``phi = psi / tau`` the optimality conditions are the square system (issue 16) ::
+
+    R_E = dF/drho(rho') - phi - (tau / 2) sum_e dc_e/drho' (phi_s - phi_t)^2 = 0     (energy)
+    R_C = rho' - rho + tau L(c(rho')) phi = 0                                      (continuity)
+
+solved by Newton's method with the exact sparse Jacobian (second derivatives of theta included),
+interleaved unknowns (rho'_s, phi_s): a banded LU (LAPACK, cell-major order) for d <= 1, and for
+d = 2 GMRES preconditioned by the Jacobian with graph couplings lumped and rho' eliminated (one
+sparse LU per step). Positivity: shrinking densities are updated multiplicatively (a step in
+log rho') with the entropy; for other U (porous medium: compact supports, rho' = 0 is active) a
+log barrier ``-mu sum log rho'`` is driven to mu ~ 0.1 tol. The line search decreases the scaled
+residual norm. A step that cannot be solved raises :class:`JKOSolveError` with the residual. The
+free energy is any :class:`~sdot.free_energy.GeneralFreeEnergy` (drift f, internal U, interaction
+W * rho by FFT; with W the Newton system is solved by GMRES with the local Jacobian as
+preconditioner). ``scheme="crank_nicolson"`` (a derived option in the spirit of CCWW's
+Crank–Nicolson-type method, not their formula): conductances frozen at a JKO half step,
+``phi = (dF(rho') + dF(rho)) / 2``; second order in tau in the tests (Barenblatt), no energy-decrease
+guarantee. Interpolations theta:Interpolations theta:
 
 ==================  ==============================================================  ====================
 name                theta(a, b) on an edge s ~ t                                    limit flow (tau -> 0)
@@ -76,7 +92,6 @@ __all__ = ["THETAS", "SCHEMES", "JKOStep", "JKOResult", "JKOSolveError", "Entrop
 
 THETAS = ("logmean", "logmean_pi", "logmean_pi_min", "arithmetic")
 SCHEMES = ("jko", "crank_nicolson")
-_DEBUG = False
 
 
 @dataclass
@@ -726,9 +741,6 @@ class JKOStep:
                 raise JKOSolveError(f"JKO step: the line search failed at Newton iteration {it}, scaled residual "
                                     f"{res:.3g} (tol {self.tol:g}); reduce tau or raise max_iter")
             r, phi, RE, RC, c, dc = rn, pn, REn, RCn, cn, dcn
-            if _DEBUG:
-                kE, kC = int(np.argmax(np.abs(RE))), int(np.argmax(np.abs(RC)))
-                print(f"it {it} t {t:.3g} res {measure(RE, RC, r):.3g} lin {k_lin} E {RE[kE]/scale_phi:.3g}@{kE} r={r[kE]:.3g} r0={r0[kE]:.3g} C {RC[kC]/scale_r:.3g}@{kC} r={r[kC]:.3g}")
             res = measure(RE, RC, r)
         res = measure(*residual(r, phi, mu)[:2], r)
         if res > 1e3 * self.tol:
