@@ -126,8 +126,8 @@ class FlowBO(HotnasBO):
     def __init__(self, space: SearchSpace, seed: int | np.random.Generator | None = 0, *, guide: str = "ucb",
                  beta: float = 1.0, n_particles: int = 10, inner_rounds: int = 6, temperature: float = 0.2,
                  max_candidates: int = 100, n_random: int = 10, select: str = "acquisition",
-                 graph: ArchitectureGraph | None = None, **hotnas: Any):
-        super().__init__(space, seed, n_random=n_random, **hotnas)
+                 graph: ArchitectureGraph | None = None, device: str | None = None, **hotnas: Any):
+        super().__init__(space, seed, n_random=n_random, **hotnas)  # device: unused (no torch), accepted for runners
         if guide not in GUIDES:
             raise ValueError(f"guide must be one of {GUIDES}, got {guide!r}")
         if select not in SELECTS:
