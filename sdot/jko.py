@@ -663,8 +663,8 @@ class JKOStep:
                 dc = (None, None)
                 RE = wE * (self._dF(r) + dF0) - phi
             else:
-                c, dca, dcb = self.conductance(r)
-                dc = (dca, dcb)
+                dc = self.conductance(r, second=True)  # second derivatives reused by the next Jacobian
+                c, dca, dcb = dc[:3]
                 dphi = phi[self.src] - phi[self.dst]
                 q = 0.5 * tau * dphi * dphi
                 RE = self._dF(r) - phi - (np.bincount(self.src, weights=dca * q, minlength=N)
@@ -697,7 +697,7 @@ class JKOStep:
             if frozen:
                 parts = (c, None, None, None, None, None, None)
             else:
-                _, dca, dcb, caa, cab, cbb = self.conductance(r, second=True)
+                _, dca, dcb, caa, cab, cbb = dc
                 parts = (c, dca, dcb, caa, cab, cbb, phi[self.src] - phi[self.dst])
             data, indices, indptr = self._jacobian(diagE, *parts, tau, 1.0, frozen)
             if not np.all(np.isfinite(data)):
