@@ -245,7 +245,9 @@ def within_row_spread(i: np.ndarray, j: np.ndarray, d: np.ndarray, n: int) -> fl
     s2 = np.bincount(src, weights=dd * dd, minlength=n)
     has = m > 0
     var = s2[has] / m[has] - (s1[has] / m[has]) ** 2
-    return float(np.sqrt(max(0.0, float(np.mean(np.maximum(var, 0.0))))))
+    s = float(np.sqrt(max(0.0, float(np.mean(np.maximum(var, 0.0))))))
+    # rounding leaves ~1e-17 on constant rows: below 1e-9 of the largest distance the rows are constant
+    return 0.0 if s <= 1e-9 * float(np.max(np.abs(dd), initial=0.0)) else s
 
 
 def kernel_weights(d: np.ndarray, beta: float, spread: float, normalise: bool = True,

@@ -97,6 +97,7 @@ def test_within_row_spread_closed_form():
     i, j, d = np.array([0, 0, 1]), np.array([1, 2, 2]), np.array([0.0, 1.0, 1.0])
     assert within_row_spread(i, j, d, 3) == pytest.approx(math.sqrt(1 / 6), abs=1e-15)
     assert within_row_spread(i, j, np.full(3, 0.7), 3) == 0.0
+    assert within_row_spread(i, j, np.full(3, 1 / 6), 3) == 0.0      # Hamming on NB201 mutation edges; no rounding residue
     # an isolated node does not count
     assert within_row_spread(i, j, d, 5) == pytest.approx(math.sqrt(1 / 6), abs=1e-15)
 
