@@ -69,7 +69,7 @@ def slope(x, y) -> float:
 
 def example_a(smoke: bool) -> dict:
     t0, t1 = 0.1, 0.3
-    n = 40 if smoke else 100
+    n = 30 if smoke else 100
     taus = [0.04, 0.02] if smoke else [0.04, 0.02, 0.01, 0.005]
     J, grid = _pme(n)
     Jc = _pme(n, "crank_nicolson")[0]
@@ -81,7 +81,7 @@ def example_a(smoke: bool) -> dict:
         _, rc, _, _, itc = _run(Jc, r0, t1 - t0, tau)
         rows.append((tau, float(np.abs(rj[-1] - ref).sum() * grid.h), float(np.abs(rc[-1] - ref).sum() * grid.h),
                      float(np.mean(its)), float(np.mean(itc))))
-    ns = [25, 50] if smoke else [25, 50, 100, 200]
+    ns = [20, 40] if smoke else [25, 50, 100, 200]
     hrows = []
     for m in ns:
         Jn, g = _pme(m, "crank_nicolson")
@@ -113,7 +113,7 @@ def example_b(smoke: bool) -> dict:
 
 
 def example_c(smoke: bool) -> dict:
-    K, n = 3, (40 if smoke else 120)
+    K, n = 3, (30 if smoke else 120)
     grid = Grid(-3, 3, n, 1)
     pot = QuadraticPotential(a=[0.2, 0.2, 0.2], c=[0.6, 0.3, 0.0], m=[[-1.0], [0.0], [1.0]])
     E = GeneralFreeEnergy(pot, PorousMedium(2.0, nu=0.5))
@@ -122,7 +122,7 @@ def example_c(smoke: bool) -> dict:
     r = np.zeros((K, n))
     r[0] = np.maximum(0.3 - (x + 1.0) ** 2, 0)
     r /= r.sum() * grid.h
-    ts, rhos, F, D, its = _run(J, r, 1.0 if smoke else 4.0, 0.05)
+    ts, rhos, F, D, its = _run(J, r, 0.6 if smoke else 4.0, 0.05)
     m = rhos.sum(axis=2) * grid.h
     return {"grid": grid, "ts": ts, "rhos": rhos, "F": F, "D": D, "its": its, "m": m}
 
