@@ -105,18 +105,18 @@ def resolve_space(space: str | SearchSpace | None, arch: Any = None) -> SearchSp
 
     Without a space, the built-in space guessed from the string's shape is used when it parses the
     string; otherwise the error names the registered spaces that do."""
-    from ..spaces import SPACES, get_space, spaces_parsing
+    from ..spaces import SPACES, spaces_parsing
 
     if isinstance(space, SearchSpace):
         return space
     if isinstance(space, str):
-        return get_space(space)
+        return _named_space(space)
     if space is not None:
         raise TypeError(f"space must be a SearchSpace, a registered name or None, got {type(space).__name__}")
     if not isinstance(arch, str):
         return None
     try:
-        sp = get_space(guess_space(arch))
+        sp = _named_space(guess_space(arch))
         sp.canonical(arch)
         return sp
     except ValueError:
@@ -127,6 +127,21 @@ def resolve_space(space: str | SearchSpace | None, arch: Any = None) -> SearchSp
     else:
         hint = f"no registered space parses it (registered: {', '.join(SPACES.names())})"
     raise ValueError(f"cannot tell the search space of {arch[:60]!r}: pass space=NAME or a SearchSpace; {hint}")
+
+
+_NAMED: dict[str, tuple[Any, SearchSpace]] = {}
+
+
+def _named_space(name: str) -> SearchSpace:
+    """One instance per registered name (so its network cache is reused across front-door calls);
+    a re-registered class gets a new instance."""
+    from ..spaces import SPACES, get_space
+
+    cls = SPACES.load(name)
+    hit = _NAMED.get(name)
+    if hit is None or hit[0] is not cls:
+        hit = _NAMED[name] = (cls, get_space(name))
+    return hit[1]
 
 
 #: networks kept per space by :func:`as_network` (least recently used dropped first).
