@@ -202,3 +202,17 @@ def test_unsolvable_step_raises_a_clear_error_with_the_residual():
     J = JKOStep(SemiDiscreteSpace.path(2), pot, Grid(dim=0), 1.0, max_iter=1, tol=1e-15)
     with pytest.raises(JKOSolveError, match="residual"):
         J.step(np.array([[0.999], [0.001]]), 5.0)
+
+
+@pytest.mark.parametrize("theta", ["logmean_pi", "arithmetic", "logmean"])
+def test_concentrated_start_on_R1xG_is_solved(theta):
+    # the report: a concentrated start raised a raw LinAlgError; now it is stepped, positive, mass kept
+    space = SemiDiscreteSpace.path(3, dim=1)
+    pot = QuadraticPotential(a=[1, 2, 1], c=[0, 0.3, 0.1], m=[[0.5], [-0.5], [0]])
+    grid = Grid(-2, 2, 30, 1)
+    J = JKOStep(space, pot, grid, 0.5, theta=theta)
+    rho = np.zeros((3, 30))
+    rho[0, 3] = 1 / grid.h
+    r = J.evolve(rho, 1.0, 0.1)
+    assert r.min() > 0 and abs(J.mass_drift) < 1e-13
+    assert r[1:].sum() * grid.h > 0.1  # mass reached the other nodes
