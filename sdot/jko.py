@@ -511,8 +511,6 @@ class JKOStep:
         blocks of tau L + diag(1/A), one sparse LU). An interaction term adds ``wE W *`` to the
         rho'-columns of the energy rows: GMRES on the full operator, the local solve as preconditioner.
         """
-        from scipy.linalg import solve_banded
-
         N = self.n_states
         have_W = self.energy.interaction is not None
         n2 = 2 * N
@@ -522,18 +520,21 @@ class JKOStep:
                                 "reduce tau or check that the graph is connected") from exc
 
         if self.grid.dim <= 1:
+            from scipy.linalg.lapack import dgbtrf, dgbtrs
+
             perm, kl, ku, flat = self._band_layout()
-            ab = np.zeros((kl + ku + 1) * n2)
-            ab[flat] = data
-            ab = ab.reshape(kl + ku + 1, n2)
+            ab = np.zeros((2 * kl + ku + 1) * n2)  # LAPACK band storage with kl rows for the pivots
+            ab[flat + kl * n2] = data
+            lub, piv, info = dgbtrf(ab.reshape(2 * kl + ku + 1, n2), kl, ku, overwrite_ab=1)
+            if info != 0:
+                fail(f"singular Newton system (LAPACK dgbtrf info {info})")
 
             def local(v):
                 pv = np.empty(n2)
                 pv[perm] = v
-                try:
-                    x = solve_banded((kl, ku), ab, pv, overwrite_b=True, check_finite=False)
-                except (np.linalg.LinAlgError, ValueError) as exc:
-                    fail(f"singular Newton system ({exc})", exc)
+                x, info_s = dgbtrs(lub, kl, ku, pv, piv, overwrite_b=1)
+                if info_s != 0:
+                    fail(f"banded solve failed (LAPACK dgbtrs info {info_s})")
                 return x[perm]
         else:
             # the preconditioner is factorised once per step and reused by later Newton iterations
