@@ -11,6 +11,8 @@ from .diagnostics import (chi_square_to_gibbs, diagnose, dissipation, energy_dis
                           kl_to_gibbs, node_masses, tv_node_masses)
 from .energy import FreeEnergy, gibbs_node_masses_quadratic
 from .flow import Flow, Trajectory, solve
+from .free_energy import (Entropy, GeneralFreeEnergy, Interaction, PorousMedium, gaussian_kernel,
+                          get_internal_energy, quadratic_kernel)
 from .grid import Grid, GridSolver, StabilityError
 from .hamiltonian import DampedHamiltonian, GridHamiltonian, HamiltonianTrajectory
 from .jko import EntropicJKOStep, JKOStep, two_point_distance
@@ -26,6 +28,8 @@ __all__ = [
     "SemiDiscreteSpace", "Potential", "QuadraticPotential", "DoubleWellPotential", "CallablePotential",
     "RateLaw", "RATE_LAWS", "get_rate_law", "register_rate_law", "logmean", "proposal_acceptance",
     "FreeEnergy", "gibbs_node_masses_quadratic",
+    "GeneralFreeEnergy", "Entropy", "PorousMedium", "Interaction", "get_internal_energy", "quadratic_kernel",
+    "gaussian_kernel",
     "Grid", "GridSolver", "StabilityError", "JKOStep", "EntropicJKOStep", "two_point_distance",
     "DampedHamiltonian", "GridHamiltonian", "HamiltonianTrajectory", "Flow", "Trajectory", "solve", "SCHEDULES", "get_schedule",
     "node_masses", "dissipation", "energy_dissipation_residual", "kl_to_gibbs", "chi_square_to_gibbs",
