@@ -179,10 +179,13 @@ class SupernetFlowOptimiser(Optimiser):
         # the finalists (best weight-shared validation seen first) may include architectures the supernet
         # phase proposed -- their values were not used -- so only finalists already retrained are excluded
         taken = set(self._retrained) if retraining else set(self._asked) | self._seen
+        cells = {self._cell(a) for a in self._retrained}     # finalists are distinct *cells*: strings of
         for a in ([a for a, _ in self.flow.ranking()] + self._candidates() if retraining else self._candidates()):
-            if a not in taken:
+            if a not in taken and not (retraining and self._cell(a) in cells):   # one cell share its value
                 out.append(a)
                 taken.add(a)
+                if retraining:
+                    cells.add(self._cell(a))
             if len(out) == n:
                 break
         while len(out) < n:           # every candidate asked before: a random architecture
@@ -200,6 +203,11 @@ class SupernetFlowOptimiser(Optimiser):
         for ev in evals:              # only the finalists' from-scratch values steer the recommendation
             if ev.arch in self._retrained and np.isfinite(ev.value):
                 self._retrained_values[ev.arch] = float(ev.value)
+
+    def _cell(self, arch: str) -> str:
+        """The computational-graph identity of ``arch`` (``space.cell_hash`` when the space has one)."""
+        fn = getattr(self.space, "cell_hash", None)
+        return fn(arch) if callable(fn) else arch
 
     def _current(self) -> list[tuple[str, float]]:
         """Architectures of the particles at the last scoring, by mean weight-shared validation (desc)."""
