@@ -1,7 +1,8 @@
-"""Two measurements behind the plugin work (issue 18), CPU seconds, interleaved repeats.
+"""Measurements behind the plugin work (issue 18): CPU seconds, interleaved repeats, paired seeds.
 
     python -m experiments.bench_plugin cache        # pair-by-pair TW with / without the library's network cache
     python -m experiments.bench_plugin first-call   # first HOTNN call in a fresh process, with / without POT's torch
+    python -m experiments.bench_plugin bo-psd --seeds 200-209 --budget 100   # HOTNAS on NB201, psd cap vs clip
 
 ``cache``: the TW distance matrix of 80 architectures of the example gnn4 space through the pairwise
 engine's pair-by-pair path, for a space whose ``to_network`` is not cached by the space itself, with
@@ -71,12 +72,37 @@ def bench_first_call(repeats: int = 3) -> None:
             print(f"repeat {rep}, POT_BACKEND_DISABLE_PYTORCH={'1' if disable else 'unset'}: {out}", flush=True)
 
 
+def bench_bo_psd(seeds: list[int], budget: int) -> None:
+    """HOTNAS (HOTNN, KG) on NB201 with ``psd="cap"`` and ``"clip"``, the only change; regret at 25, 50, budget."""
+    import json
+
+    from hotnas import get_benchmark
+    from hotnas.optimisers import get_optimiser, run_search
+
+    marks = [q for q in (25, 50) if q < budget] + [budget]
+    for seed in seeds:
+        for psd in ("cap", "clip"):
+            bench = get_benchmark("nb201")
+            c = time.process_time()
+            res = run_search(get_optimiser("hotnas", bench.space, seed=seed, psd=psd), bench, budget=budget)
+            reg = [bench.optimum - v for v in res.best_so_far]
+            print(json.dumps(dict(seed=seed, psd=psd, regret_at={q: reg[q - 1] for q in marks},
+                                  cpu=time.process_time() - c)), flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
+    from experiments.config import parse_seeds
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=["cache", "first-call"])
+    ap.add_argument("what", choices=["cache", "first-call", "bo-psd"])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seeds", default="200-209", help="bo-psd: seeds, e.g. 200-209")
+    ap.add_argument("--budget", type=int, default=100, help="bo-psd: queries per run")
     args = ap.parse_args(argv)
-    (bench_cache if args.what == "cache" else bench_first_call)(args.repeats)
+    if args.what == "bo-psd":
+        bench_bo_psd(parse_seeds(args.seeds), args.budget)
+    else:
+        (bench_cache if args.what == "cache" else bench_first_call)(args.repeats)
 
 
 if __name__ == "__main__":
