@@ -222,6 +222,8 @@ def _run_locked(config: Config, run: RunDir, resume: bool, executor: cf.Executor
                     except Exception as exc:  # noqa: BLE001
                         failures[s.trial_id] = _describe(exc)
     except KeyboardInterrupt:
+        if own_executor:
+            _stop_now(executor, log)
         log(f"sdot-nas: interrupted; nothing is lost — continue with: sdot-nas run {run.path} --resume")
         raise
     finally:
@@ -243,6 +245,23 @@ def _run_locked(config: Config, run: RunDir, resume: bool, executor: cf.Executor
         raise RunFailed(f"{len(failures)} of {len(specs)} trial(s) failed (the others are saved in {run.path}):\n"
                         f"{detail}\nfix the cause, then continue with: sdot-nas run {run.path} --resume")
     return summary
+
+
+def _stop_now(executor: cf.Executor, log: Callable[[str], None]) -> None:
+    """After Ctrl-C: stop the worker processes at once instead of waiting for their trials to finish.
+
+    Every finished evaluation is already in its trial's event log and checkpoints are written
+    atomically, so killing a worker mid-trial loses nothing that ``--resume`` does not replay.
+    """
+    procs = list((getattr(executor, "_processes", None) or {}).values())  # ProcessPoolExecutor's workers
+    if procs:
+        log(f"sdot-nas: stopping {len(procs)} worker process(es) ...")
+    executor.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=5)
 
 
 def _describe(exc: BaseException) -> str:

@@ -499,3 +499,27 @@ def test_run_format_1_logs_are_still_read(tmp_path):
     assert [e["best_so_far"] for e in again] == [e["best_so_far"] for e in events]
     res = load_trial_results(RunDir.open(out))["toy-evolve__seed0"]
     assert res["partial"] and res["archs"] == [e["arch"] for e in events]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to list child processes")
+def test_ctrl_c_stops_the_workers_at_once_and_says_so(tmp_path):
+    cfg = tmp_path / "toy.toml"
+    raw = raw_config(delay=0.5, budget=40, seeds=(0, 1))  # each trial would need about 20 s more
+    raw["execution"] = {"executor": "process", "workers": 2}
+    cfg.write_text(dump_toml(raw))
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.cli", "run", str(cfg), "--out", str(out),
+                             "--no-progress", "--no-report"], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        _wait_for(lambda: _eval_lines(out) >= 2, proc=proc)
+        t0 = time.time()
+        os.kill(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=15)
+        waited = time.time() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0 and waited < 10, (waited, stderr)
+    said = stdout + stderr
+    assert "stopping 2 worker process(es)" in said and "--resume" in said, said
