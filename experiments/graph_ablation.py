@@ -2,7 +2,7 @@
 
     python -m experiments.graph_ablation                          # the study (config below), all spaces
     python -m experiments.graph_ablation --smoke                  # a small pool, few seeds: checks the pipeline
-    python -m experiments.graph_ablation --config experiments/configs/graph_ablation.toml --workers 2
+    python -m experiments.graph_ablation --config experiments/configs/studies/graph_ablation.toml --workers 2
 
 The tabular flow (settings pinned in the config: N = 20, glauber, T 0.3 -> 0.03, dt 1, birth-death 1 —
 the flow's defaults when this study was written) runs on a prebuilt graph
