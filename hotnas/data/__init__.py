@@ -12,6 +12,8 @@ file                       content                                              
                            ``{"cifar10": {ARCH: {"val_accuracy": ..., ...}}}``               files (Apache-2.0)
 ``nb101_500.json.gz``      500 NAS-Bench-101 cells (CIFAR-10, 108 epochs):                 NASLib zero-cost
                            ``{"nasbench101": {"cifar10": {SPEC: {"val_accuracy": ...}}}}``  files (Apache-2.0)
+``digits_nb201.json.gz``   this project's digits ground-truth table (partial; read by      generated here
+                           :mod:`hotnas.benchmarks.digits_table`, see ``LICENSES.md``)    (MIT)
 =========================  ==============================================================  ============
 
 A user's own copy of any table (plain or ``.gz``) is read by the same functions: pass its path.
