@@ -63,7 +63,8 @@ class ArchitectureGraph:
             callable ``pairs(archs_a, archs_b) -> (n,)`` of element-wise distances.
         kernel: ``"laplace"`` | ``"rbf"`` (registry :mod:`hotnas.kernels`) or a callable
             ``k(d) -> w`` applied element-wise (then ``lengthscale`` is ignored).
-        lengthscale: l of the kernel, in distance units (> 0).
+        lengthscale: l of the kernel, in distance units (> 0); ``math.inf`` gives uniform weights w = 1 on
+            the mutation graph without computing a distance (issue 19's ablation baseline).
         neighbours: ``"mutations"`` or ``"knn"`` (module docstring).
         k: neighbours kept per node in ``"knn"`` mode.
         pool: finite candidate set for ``"knn"`` (default: the mutation ball of ``radius``).
@@ -88,8 +89,11 @@ class ArchitectureGraph:
             raise ValueError(f"neighbours must be one of {NEIGHBOURHOODS}, got {neighbours!r}")
         if symmetrize not in SYMMETRIZATIONS:
             raise ValueError(f"symmetrize must be one of {SYMMETRIZATIONS}, got {symmetrize!r}")
-        if not np.isfinite(lengthscale) or lengthscale <= 0:
-            raise ValueError(f"lengthscale must be a finite number > 0, got {lengthscale!r}")
+        if np.isnan(lengthscale) or lengthscale <= 0:
+            raise ValueError(f"lengthscale must be a number > 0 (inf: uniform weights), got {lengthscale!r}")
+        if np.isinf(lengthscale) and neighbours != "mutations":
+            raise ValueError(f"lengthscale=inf (uniform weights) needs neighbours='mutations', got {neighbours!r}: "
+                             "a k-nearest-neighbour graph is defined by its distances")
         if neighbours == "knn":
             if k is None or int(k) < 1:
                 raise ValueError(f"neighbours='knn' needs k >= 1, got k={k!r}")
@@ -218,6 +222,11 @@ class ArchitectureGraph:
             return hit
         if self.neighbourhood == "mutations":
             names = tuple(dict.fromkeys(m for m in self.space.mutations(arch) if m != arch))
+            if np.isinf(self.lengthscale):  # uniform weights: w = 1 on every edge, no distance computed
+                row = (names, np.ones(len(names)))
+                self._rows[arch] = row
+                self.stats["rows"] += 1
+                return row
             d = self.distances([arch] * len(names), names)
         else:
             near, dnear = self._knn(arch)

@@ -121,3 +121,24 @@ def test_bad_inputs_are_refused():
         G.neighbours(space.sample(np.random.default_rng(0)))
     with pytest.raises(TypeError):
         ArchitectureGraph(space, distance=3.0).neighbours(space.sample(np.random.default_rng(0)))
+
+
+def test_infinite_lengthscale_is_the_uniform_mutation_graph_without_distances():
+    import math
+
+    from hotnas.graph import ArchitectureGraph
+    from hotnas.spaces import get_space
+
+    sp = get_space("nb201")
+
+    def no_distance(a, b):
+        raise AssertionError("a uniform graph must not compute distances")
+
+    G = ArchitectureGraph(sp, distance=no_distance, lengthscale=math.inf)
+    a = sp.sample(np.random.default_rng(0))
+    names, w = G.neighbours(a)
+    assert sorted(names) == sorted(set(m for m in sp.mutations(a) if m != a)) and np.all(w == 1.0)
+    with pytest.raises(ValueError, match="needs neighbours='mutations'"):
+        ArchitectureGraph(sp, lengthscale=math.inf, neighbours="knn", k=3)
+    with pytest.raises(ValueError, match="lengthscale"):
+        ArchitectureGraph(sp, lengthscale=float("nan"))
