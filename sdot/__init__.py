@@ -3,7 +3,7 @@
 One problem (a graph G times R^d, a potential f(x, g), a temperature T and a rate law), several
 solvers: the Eulerian grid solver (``grid``), minimising-movement steps (``jko``), Lagrangian
 particles (``particles``), second-order dynamics (``hamiltonian``, ``nas_rules``). See
-``../shared/spec/semi-discrete-flow.md`` for the mathematics; formulas marked there as derived are
+the module docstrings for the mathematics (``docs/architecture.md`` for the map); derived formulas are
 exposed as options, never as the papers' own.
 """
 
