@@ -208,6 +208,19 @@ def test_tell_refuses_garbage(name):
     assert opt.X == [] and opt.y == []                                # nothing half-recorded
 
 
+@pytest.mark.parametrize("name", ["flow", "optuna-tpe"])
+def test_flow_and_peer_tell_refuse_garbage(name):
+    if name.startswith("optuna"):
+        pytest.importorskip("optuna")  # installed by the test extra
+    from hotnas.optimisers import get_optimiser
+
+    opt = get_optimiser(name, NB201Space(), seed=0, budget=30)
+    with pytest.raises(TypeError, match="list of Evaluation"):
+        opt.tell("garbage")
+    with pytest.raises(ValueError, match="'garbage' is not an architecture of search space"):
+        opt.tell([Evaluation("garbage", 90.0)])
+
+
 def test_evolution_warns_when_the_population_leaves_no_evolution():
     """population_size >= budget used to become random search silently."""
     from hotnas.optimisers.evolution import RandomSearchWarning

@@ -455,6 +455,7 @@ class FlowOptimiser(Optimiser):
         return out
 
     def tell(self, evals: list[Evaluation]) -> None:
+        evals = self.check_evaluations(evals)
         good = []
         for ev in evals:
             if ev.arch in self._asked:

@@ -171,6 +171,7 @@ class OptunaPeer(Optimiser):
         return out
 
     def tell(self, evals: list[Evaluation]) -> None:
+        evals = self.check_evaluations(evals)
         good = []
         for ev in evals:
             self.values[ev.arch] = float(ev.value)
