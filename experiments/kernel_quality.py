@@ -22,9 +22,7 @@ and reads the values from the benchmark named by ``--table SPACE=BENCHMARK``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
 import time
 import warnings
 from pathlib import Path

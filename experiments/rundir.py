@@ -65,7 +65,6 @@ import json
 import math
 import os
 import re
-import shutil
 import socket
 import sys
 import time

@@ -17,7 +17,7 @@ import numpy as np
 from .diagnostics import diagnose, diagnose_jko
 from .grid import Grid, GridSolver, check_density, n_steps
 from .jko import JKOStep
-from .schedules import Constant, Schedule, get_schedule
+from .schedules import Constant, get_schedule
 
 __all__ = ["Flow", "Trajectory", "solve"]
 

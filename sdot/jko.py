@@ -659,7 +659,6 @@ class JKOStep:
         scale_phi = 1.0 + float(np.abs(phi[np.isfinite(phi)]).max(initial=0.0))
         mu = 1e-4 * scale_phi * scale_r if barrier else 0.0
         mu_min = 0.1 * self.tol * scale_phi * scale_r if barrier else 0.0
-        have_W = self.energy.interaction is not None
 
         def residual(r, phi, mu):
             if frozen:

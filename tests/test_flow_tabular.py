@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from hotnas.benchmarks.base import Benchmark, Evaluation
+from hotnas.benchmarks.base import Evaluation
 from hotnas.optimisers import get_optimiser, run_search
 from hotnas.optimisers.flow import FlowOptimiser, temperature_schedule
 

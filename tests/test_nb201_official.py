@@ -9,7 +9,6 @@ import bz2
 import pickle
 from collections import OrderedDict
 
-import numpy as np
 import pytest
 
 from hotnas.benchmarks.nb201_official import NB201OfficialBenchmark, read_official

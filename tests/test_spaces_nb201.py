@@ -10,7 +10,7 @@ import pytest
 from hotnas.cells import Cell
 from hotnas.data import open_text
 from hotnas.spaces import get_space
-from hotnas.spaces.nb201 import OPS, NB201Space, parse_arch
+from hotnas.spaces.nb201 import NB201Space, parse_arch
 
 SPACE = NB201Space()
 

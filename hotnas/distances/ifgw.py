@@ -53,7 +53,6 @@ from .features import (
     N_STRUCT,
     CellFeatures,
     FeatureOptions,
-    OpCost,
     _op_cost_fn,
     cell_features,
     feature_cost_matrix,

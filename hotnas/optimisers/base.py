@@ -208,7 +208,6 @@ def _pandas(what: str) -> Any:
 def write_csv(rows: list[dict[str, Any]], path: Any, columns: Any) -> None:
     """Write dict rows as a CSV with the header ``columns`` (None -> empty cell, floats in full precision)."""
     import csv
-    import io
     import os
 
     def cell(v: Any) -> Any:
