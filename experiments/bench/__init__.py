@@ -1,0 +1,1 @@
+"""Benchmarks of speed: ``python -m experiments.bench.<name>``; ratios measured side by side in one run."""
