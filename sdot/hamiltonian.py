@@ -67,9 +67,11 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .backend import to_numpy
-from .grid import Grid, check_density, logmean_with_derivatives
+from .grid import Grid, check_density
+from .logmean import logmean_second_derivatives, logmean_with_derivatives  # re-exported: old import path
 from .potentials import Potential
 from .space import SemiDiscreteSpace
+from .validation import positive, positive_int
 
 __all__ = ["DampedHamiltonian", "GridHamiltonian", "HamiltonianTrajectory", "logmean_second_derivatives"]
 
@@ -94,31 +96,6 @@ class HamiltonianTrajectory:
     kinetic: np.ndarray
     F: np.ndarray
     restarts: list = field(default_factory=list)
-
-
-def logmean_second_derivatives(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Second derivatives (Lambda_aa, Lambda_ab, Lambda_bb) of the logarithmic mean, a, b > 0.
-
-    With r = b / a and lambda(r) = (r - 1) / log r, Lambda(a, b) = a lambda(r) gives
-    ``Lambda_aa = r^2 lambda''(r) / a``, ``Lambda_ab = -r lambda''(r) / a``,
-    ``Lambda_bb = lambda''(r) / a``, where
-    ``lambda''(r) = (e L / r^2 - 2 (L - e / r) / r) / L^3`` (e = r - 1, L = log r), replaced by its
-    series ``-1/6 + e/4 - 19 e^2/60 + 3 e^3/8`` when |e| < 1e-3. Values that overflow (one
-    argument near 0, where Lambda is not differentiable) are clipped to +-1e300.
-    """
-    tiny = np.finfo(float).tiny
-    a = np.maximum(np.asarray(a, dtype=float), tiny)
-    r = np.maximum(np.asarray(b, dtype=float), tiny) / a
-    e = r - 1.0
-    small = np.abs(e) < 1e-3
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        L = np.log(np.where(small, 2.0, r))
-        d2 = (e * L / (r * r) - 2.0 * (L - e / r) / r) / (L * L * L)
-        if small.any():
-            es = e[small]
-            d2[small] = -1.0 / 6 + es * (1 / 4 + es * (-19 / 60 + es * (3 / 8)))
-        out = (r * r * d2 / a, -r * d2 / a, d2 / a)
-    return tuple(np.nan_to_num(x, nan=0.0, posinf=1e300, neginf=-1e300) for x in out)
 
 
 def _parse_gamma(gamma: Any) -> Callable[[float], float]:
@@ -217,7 +194,7 @@ class DampedHamiltonian:
 
     def _setup(self, s, t, w, f, T, theta, gamma, restart, newton_tol, *, cell_volume, shape) -> None:
         T = float(T)
-        if not np.isfinite(T) or T < 0:
+        if not np.isfinite(T) or T < 0:  # message kept: "T = value", as the tests and the grid solver say it
             raise ValueError(f"temperature T must be a finite number >= 0, got T = {T!r}")
         if theta not in THETAS:
             raise ValueError(f"unknown theta {theta!r}; expected 'logmean', 'logmean_pi' or 'arithmetic'")
@@ -229,9 +206,7 @@ class DampedHamiltonian:
             k = int(np.flatnonzero(~(np.isfinite(w) & (w > 0)))[0])
             raise ValueError(f"edge weight w[{k}] = {float(w[k])!r} between states {int(s[k])} and {int(t[k])}; "
                              "weights must be finite and > 0")
-        tol = float(newton_tol)
-        if not np.isfinite(tol) or tol <= 0:
-            raise ValueError(f"newton_tol must be a finite number > 0, got {newton_tol!r}")
+        tol = positive("newton_tol", newton_tol)
         self.gamma = _parse_gamma(gamma)
         self.f, self.T, self.theta, self.restart, self.newton_tol = f, T, theta, restart, tol
         self.s, self.t, self.w = s, t, w
@@ -462,11 +437,10 @@ class DampedHamiltonian:
             phi = self._flat(phi0, "phi0").copy()
             if not np.all(np.isfinite(phi)):
                 raise ValueError(f"phi0 must be finite, got {float(phi[~np.isfinite(phi)][0])!r}")
-        t_final, dt, t0 = float(t_final), _check_dt(dt), float(t0)
-        if not np.isfinite(t_final) or t_final <= 0:
-            raise ValueError(f"t_final must be a finite number > 0, got {t_final!r}")
-        if not isinstance(record_every, (int, np.integer)) or record_every < 1:
+        t_final, dt, t0 = positive("t_final", t_final), _check_dt(dt), float(t0)
+        if not isinstance(record_every, (int, np.integer)):
             raise ValueError(f"record_every must be a positive integer, got {record_every!r}")
+        record_every = positive_int("record_every", record_every)
         try:
             g0 = float(self.gamma(t0))
         except ZeroDivisionError:
@@ -582,14 +556,8 @@ class GridHamiltonian(DampedHamiltonian):
 
 
 def _check_kappa(kappa: Any) -> float:
-    k = float(kappa)
-    if not np.isfinite(k) or k <= 0:
-        raise ValueError(f"kappa must be a finite number > 0, got {kappa!r}")
-    return k
+    return positive("kappa", kappa)
 
 
 def _check_dt(dt: Any) -> float:
-    dt = float(dt)
-    if not np.isfinite(dt) or dt <= 0:
-        raise ValueError(f"time step dt must be a finite number > 0, got {dt!r}")
-    return dt
+    return positive("time step dt", dt)

@@ -27,7 +27,9 @@ from typing import Any, Callable
 import numpy as np
 
 from .backend import namespace
+from .logmean import logmean  # the log-mean lives beside the rate laws: sdot.logmean (re-exported here)
 from .registry import Registry
+from .validation import positive
 
 __all__ = [
     "RateLaw",
@@ -41,29 +43,6 @@ __all__ = [
     "logmean_law",
     "proposal_acceptance",
 ]
-
-
-def logmean(a: Any, b: Any) -> Any:
-    """Logarithmic mean Lambda(a, b) = (a - b) / (log a - log b), Lambda(a, a) = a, Lambda(a, 0) = 0.
-
-    Near a = b the quotient loses all digits; there the series
-    ``Lambda(a, a(1+e)) = a (1 + e/2 - e^2/12 + e^3/24 - 19 e^4/720)`` is used (|e| < 1e-3).
-    Inputs must be >= 0; shapes broadcast.
-    """
-    xp = namespace(a, b)
-    a = a if xp is not np else np.asarray(a, dtype=float)
-    b = b if xp is not np else np.asarray(b, dtype=float)
-    lo = xp.minimum(a, b)
-    hi = xp.maximum(a, b)
-    safe_lo = xp.where(lo > 0, lo, xp.ones_like(lo))
-    e = (hi - lo) / safe_lo
-    small = e < 1e-3
-    series = lo * (1 + e / 2 - e**2 / 12 + e**3 / 24 - 19 * e**4 / 720)
-    # log(hi/lo) = log1p(e): no cancellation just above the series threshold
-    denom = xp.log1p(xp.where(small | (lo <= 0), xp.ones_like(e), e))
-    quotient = (hi - lo) / denom
-    out = xp.where(small, series, quotient)
-    return xp.where(lo <= 0, xp.zeros_like(out), out)
 
 
 def _check_T(name: str, T: Any) -> None:
@@ -99,10 +78,8 @@ class RateLaw:
 
     def with_kappa(self, kappa: float) -> "RateLaw":
         """The same law with the graph-metric scale kappa (> 0)."""
-        if not np.isfinite(kappa) or kappa <= 0:
-            raise ValueError(f"kappa must be a finite number > 0, got {kappa!r}")
         return RateLaw(self.name, self.linear, self.gibbs_reversible, self.needs_temperature,
-                       self._rate, self._flux, float(kappa))
+                       self._rate, self._flux, positive("kappa", kappa))
 
     def check_temperature(self, T: Any) -> None:
         """Raise ValueError when this law needs T > 0 and T is not."""
@@ -171,10 +148,9 @@ def proposal_acceptance(rate: Any, degree: Any, dt: float) -> np.ndarray:
     deg = np.asarray(degree, dtype=float)
     if np.any(~(deg > 0)):
         raise ValueError(f"the degree deg(g) = sum_h w(g, h) must be > 0, got {degree!r}")
-    if not np.isfinite(dt) or dt <= 0:
-        raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+    dt = positive("dt", dt)
     with np.errstate(over="ignore", invalid="ignore"):
-        p = -np.expm1(-float(dt) * deg * r)
+        p = -np.expm1(-dt * deg * r)
     return np.where(np.isnan(p), 0.0, np.clip(p, 0.0, 1.0))
 
 
