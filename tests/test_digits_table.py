@@ -166,7 +166,7 @@ def test_partial_table_refuses_missing_cells(tmp_path):
 
 
 def test_build_script_resumes_and_packs(tmp_path, monkeypatch):
-    from experiments import build_digits_table as bdt
+    from experiments.studies import build_digits_table as bdt
 
     monkeypatch.setitem(PROTOCOL, "channels", 2)
     monkeypatch.setitem(PROTOCOL, "epochs", 1)

@@ -6,7 +6,7 @@ import json
 
 
 def test_bo_nb201_smoke(tmp_path, nb201_csv):
-    from experiments.bo_nb201 import main
+    from experiments.studies.bo_nb201 import main
 
     out = main(["--smoke", "--workers", "1", "--data", str(nb201_csv), "--out", str(tmp_path)])
     table = out["summary"]
@@ -19,7 +19,7 @@ def test_bo_nb201_smoke(tmp_path, nb201_csv):
 
 
 def test_bench_bo_runs(nb201_csv):
-    from experiments.bench_bo import main
+    from experiments.bench.bench_bo import main
 
     out = main(["--n-obs", "25", "--pool", "20", "--repeats", "1", "--data", str(nb201_csv)])
     assert out["median_s"] > 0
@@ -28,7 +28,7 @@ def test_bench_bo_runs(nb201_csv):
 def test_bo_vs_flow_smoke(tmp_path, nb201_csv):
     """Both parts of the BO-versus-flow study run end to end; every method spends exactly its budget
     (tabular) or its epochs (trainable), and the tables and plots are written."""
-    from experiments.bo_vs_flow import main
+    from experiments.studies.bo_vs_flow import main
 
     out = main(["--smoke", "--workers", "1", "--data", str(nb201_csv), "--out", str(tmp_path)])
     tab, tr = out["tabular"], out["trainable"]

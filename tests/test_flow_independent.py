@@ -205,7 +205,7 @@ def test_bad_budgets_are_refused():
 
 
 def test_study_smoke(tmp_path):
-    from experiments import independent_flow
+    from experiments.studies import independent_flow
 
     out = independent_flow.main(["--smoke", "--out", str(tmp_path)])
     assert (tmp_path / "table.md").exists() and (tmp_path / "results.json").exists()

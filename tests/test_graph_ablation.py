@@ -199,7 +199,7 @@ def test_pool_space_and_flow_on_fixed_graph():
 
 @pytest.mark.slow
 def test_study_smoke(tmp_path):
-    from experiments.graph_ablation import main
+    from experiments.studies.graph_ablation import main
 
     res = main(["--smoke", "--out", str(tmp_path)])
     assert (tmp_path / "table.md").is_file() and (tmp_path / "delta25.png").is_file()

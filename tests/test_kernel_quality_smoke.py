@@ -8,7 +8,7 @@ import numpy as np
 
 
 def test_kernel_quality_smoke(tmp_path):
-    from experiments.kernel_quality import main
+    from experiments.studies.kernel_quality import main
 
     res = main(["--smoke", "--spaces", "nb101", "darts", "--n-jobs", "1", "--out", str(tmp_path)])
     rows = res["rows"]

@@ -1,6 +1,7 @@
 """The particle studies run in their --smoke mode (tables, PNGs, benchmark at a small size)."""
 
-from experiments import bench_particles, nas_ladder, particles_vs_grid
+from experiments.bench import bench_particles
+from experiments.studies import nas_ladder, particles_vs_grid
 
 
 def test_particles_vs_grid_smoke(tmp_path, capsys):

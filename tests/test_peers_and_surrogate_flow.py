@@ -296,7 +296,7 @@ def _trial(label, seed, best):
 
 
 def test_comparison_outputs_tidy_csv_and_paired_standard_errors(tmp_path):
-    from experiments.compare_tabular import curves_frame, paired_table, summary_table, write_csv
+    from experiments.studies.compare_tabular import curves_frame, paired_table, summary_table, write_csv
 
     rng = np.random.default_rng(0)
     A = np.maximum.accumulate(rng.uniform(5, 10, (4, 50)), axis=1)

@@ -113,7 +113,7 @@ def test_synthetic_table_matches_its_documented_formula(gnn):
 
 
 def test_kernel_quality_study_takes_the_plugin_space(tmp_path, gnn):
-    from experiments.kernel_quality import main as kq
+    from experiments.studies.kernel_quality import main as kq
 
     res = kq(["--smoke", "--plugin", str(PLUGIN), "--spaces", "gnn4", "--table", "gnn4=gnn4-synthetic",
               "--methods", "tw", "hamming", "--psd", "cap", "clip", "--n-jobs", "1", "--out", str(tmp_path)])

@@ -1,6 +1,7 @@
 """The sdot studies run in their --smoke mode (tables, PNG, benchmark at tiny sizes)."""
 
-from experiments import bench_grid, jko_convergence
+from experiments import jko_convergence
+from experiments.bench import bench_grid
 
 
 def test_jko_convergence_smoke(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """The trainable-task studies run in their --smoke mode (table, JSON, PNG; benchmark note)."""
 
-from experiments import bench_trainable, transfer_jumps
+from experiments.bench import bench_trainable
+from experiments.studies import transfer_jumps
 
 
 def test_transfer_jumps_smoke(tmp_path, capsys):

@@ -1,8 +1,8 @@
 """Particles against the grid solver on the same problem (issue 3, spec semi-discrete-flow.md 1.2, 7.2).
 
-    python -m experiments.particles_vs_grid            # N = 20,000, four problems (about a minute)
-    python -m experiments.particles_vs_grid --smoke    # N = 4,000, one problem, seconds (CI)
-    python -m experiments.particles_vs_grid --out DIR  # where the PNGs and the table go
+    python -m experiments.studies.particles_vs_grid            # N = 20,000, four problems (about a minute)
+    python -m experiments.studies.particles_vs_grid --smoke    # N = 4,000, one problem, seconds (CI)
+    python -m experiments.studies.particles_vs_grid --out DIR  # where the PNGs and the table go
                                                        # (default results/particles_vs_grid)
 
 Problem: d = 1, K = 3 (complete graph), T = 0.5, an asymmetric quadratic and an asymmetric double

@@ -1,8 +1,8 @@
 """Study: HOTNAS (GP on a HOTNN kernel + knowledge gradient) vs regularised evolution vs random search
 on NAS-Bench-201 CIFAR-10, validation-driven, equal query budgets.
 
-    python -m experiments.bo_nb201                 # 200 queries, 10 seeds per method, 2 workers
-    python -m experiments.bo_nb201 --smoke         # a few queries and seeds: checks the pipeline
+    python -m experiments.studies.bo_nb201                 # 200 queries, 10 seeds per method, 2 workers
+    python -m experiments.studies.bo_nb201 --smoke         # a few queries and seeds: checks the pipeline
 
 For each method: mean ± std over seeds of the validation regret (best ``val_acc`` in the table minus
 the best found) and of the ``test_acc`` of the architecture with the best ``val_acc`` so far, at

@@ -1,8 +1,8 @@
 """Benchmark: the trainable comparison serially (one thread) vs 2 worker processes vs a local Ray instance.
 
-    python -m experiments.bench_parallel                       # experiments/configs/digits.toml, 2 workers
-    python -m experiments.bench_parallel --config CONFIG --workers 2 --no-ray --json out.json
-    python -m experiments.bench_parallel --smoke               # a tiny budget, to check that it runs
+    python -m experiments.bench.bench_parallel                       # experiments/configs/digits.toml, 2 workers
+    python -m experiments.bench.bench_parallel --config CONFIG --workers 2 --no-ray --json out.json
+    python -m experiments.bench.bench_parallel --smoke               # a tiny budget, to check that it runs
 
 The same config runs three times, each into its own run directory and each from a cold start
 (process start-up and imports included in the time): (1) serially in this process limited to one
@@ -24,12 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from .config import load_config
-from .executors import limit_threads, make_executor
-from .rundir import RunDir
-from .runner import run_config
+from experiments.config import load_config
+from experiments.executors import limit_threads, make_executor
+from experiments.rundir import RunDir
+from experiments.runner import run_config
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _results(out: Path) -> dict:
@@ -46,7 +46,7 @@ def _timed(config, out: Path, executor=None) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m experiments.bench_parallel", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m experiments.bench.bench_parallel", description=__doc__.split("\n")[0])
     p.add_argument("--config", default=str(ROOT / "configs" / "digits.toml"))
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--no-ray", action="store_true", help="skip the Ray measurement")

@@ -1,7 +1,7 @@
 """Benchmark: what one trainable-task operation costs on this machine.
 
-    python -m experiments.bench_trainable            # 12 architectures, P = 1, 4, 16, 32
-    python -m experiments.bench_trainable --smoke    # 3 architectures, P = 1, 4
+    python -m experiments.bench.bench_trainable            # 12 architectures, P = 1, 4, 16, 32
+    python -m experiments.bench.bench_trainable --smoke    # 3 architectures, P = 1, 4
 
 Measures, on ``--threads`` torch threads (default 1, the setting the library uses):
 - one ``DigitsBenchmark`` query at default settings (8 epochs) for random NB201 cells and the
@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from .studies import keep_torch_threads, study_parser
+from experiments.studies.common import keep_torch_threads, study_parser
 
 ALL_CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 

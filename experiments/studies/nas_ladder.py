@@ -1,8 +1,8 @@
 """NASGD and NASAGD on a synthetic architecture ladder (issue 3, spec semi-discrete-flow.md 6.4, 6.5, 7.2).
 
-    python -m experiments.nas_ladder            # full study (about a minute on 2 cores)
-    python -m experiments.nas_ladder --smoke    # seconds (CI)
-    python -m experiments.nas_ladder --out DIR  # PNG and table (default results/nas_ladder)
+    python -m experiments.studies.nas_ladder            # full study (about a minute on 2 cores)
+    python -m experiments.studies.nas_ladder --smoke    # seconds (CI)
+    python -m experiments.studies.nas_ladder --out DIR  # PNG and table (default results/nas_ladder)
 
 Ladder: path graph of K = 20 "depths"; node g owns one weight vector x_g trained by gradient
 descent (lr = 0.1) on ``f(x, g) = a_g |x - m_g|^2 / 2 + c_g``; its energy ``E_g = f(x_g, g)`` drives

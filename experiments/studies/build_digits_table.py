@@ -1,9 +1,9 @@
 """Build the ``digits-nb201`` ground-truth table (resumable, parallel).
 
-    python -m experiments.build_digits_table --out runs/digits_table            # all 8,765 cells, 1 worker
-    python -m experiments.build_digits_table --out runs/digits_table --workers 2 --executor process
-    python -m experiments.build_digits_table --out runs/digits_table --device cuda --shard-cells 512
-    python -m experiments.build_digits_table --out runs/digits_table --pack     # -> hotnas/data/digits_nb201.json.gz
+    python -m experiments.studies.build_digits_table --out runs/digits_table            # all 8,765 cells, 1 worker
+    python -m experiments.studies.build_digits_table --out runs/digits_table --workers 2 --executor process
+    python -m experiments.studies.build_digits_table --out runs/digits_table --device cuda --shard-cells 512
+    python -m experiments.studies.build_digits_table --out runs/digits_table --pack     # -> hotnas/data/digits_nb201.json.gz
 
 The cells (:func:`hotnas.benchmarks.digits_table.build_order`) are cut into shards of
 ``--shard-cells`` cells; a shard trains its cells x the protocol's seeds as one vectorised batch
@@ -29,7 +29,7 @@ import numpy as np
 
 from hotnas.benchmarks.digits_table import PROTOCOL, DigitsTable, build_order, table_file, unique_cells
 
-from .executors import EXECUTORS, make_executor
+from experiments.executors import EXECUTORS, make_executor
 
 
 def shard_cells(shard_size: int) -> list[list[int]]:

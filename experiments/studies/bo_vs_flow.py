@@ -1,15 +1,15 @@
 """Study: gradient-flow NAS versus HOTNAS BO, regularised evolution and random search, side by side.
 
-    python -m experiments.bo_vs_flow                      # both parts at the study's settings
-    python -m experiments.bo_vs_flow --smoke              # a few queries / steps and seeds: checks the pipeline
-    python -m experiments.bo_vs_flow --part tabular --seeds 20
+    python -m experiments.studies.bo_vs_flow                      # both parts at the study's settings
+    python -m experiments.studies.bo_vs_flow --smoke              # a few queries / steps and seeds: checks the pipeline
+    python -m experiments.studies.bo_vs_flow --part tabular --seeds 20
 
 (a) **Tabular, equal query budgets** — NAS-Bench-201 CIFAR-10 (``--data``, default
 the table shipped in :mod:`hotnas.data`), 200 queries, >= 10
 seeds: ``flow`` (particles on the HOTNN mutation graph, glauber rates, annealed T, birth-death),
 ``flow-accel`` (the NASAGD velocity-potential rule with adaptive restart), ``flow-gp`` (the flow with
 the HOTNAS GP posterior mean as the potential of unevaluated neighbours), ``hotnas`` (GP on HOTNN +
-knowledge gradient, the settings of ``experiments/bo_nb201.py``), ``evolution`` (regularised evolution,
+knowledge gradient, the settings of ``experiments/studies/bo_nb201.py``), ``evolution`` (regularised evolution,
 population 50, tournament 10) and ``random``. Each distinct architecture costs one query for every
 method. Reported: mean ± std over seeds of the validation regret (best ``val_acc`` of the table minus
 the best found) and of the test accuracy of the best-validation architecture, at 25/50/100/150/200
@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.bo_nb201 import CHECKPOINTS, HOTNAS_DEFAULTS, markdown, summarise
+from experiments.studies.bo_nb201 import CHECKPOINTS, HOTNAS_DEFAULTS, markdown, summarise
 from experiments.executors import make_executor, task_seeds
 
 TABULAR_METHODS = ("flow", "flow-accel", "flow-gp", "flow-bo", "hotnas", "optuna-tpe", "optuna-gp", "evolution", "random")
@@ -59,7 +59,7 @@ FLOW_ACCEL_DEFAULTS: dict[str, Any] = dict(FLOW_DEFAULTS, rule="nasagd", dt=1.0,
 FLOW_GP_DEFAULTS: dict[str, Any] = dict(FLOW_DEFAULTS, surrogate="gp", potential="copula", temperature=(0.3, 0.03),
                                         refit_every=5, gp_options={"n_restarts": 2})
 # the surrogate-guided flow (hotnas/optimisers/flow_bo.py): HOTNAS's GP, the flow as acquisition optimiser
-from experiments.compare_tabular import FLOW_BO as FLOW_BO_DEFAULTS  # noqa: E402
+from experiments.studies.compare_tabular import FLOW_BO as FLOW_BO_DEFAULTS  # noqa: E402
 
 TABULAR_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "flow": ("flow", FLOW_DEFAULTS),

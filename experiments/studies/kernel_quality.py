@@ -9,11 +9,11 @@ PSD, see hotnas.gp; runs before 2026-11-23 used ``clip``) is trained on n = 50, 
 architectures of the pool: Spearman rank correlation of the posterior mean and the mean negative
 log predictive density (NLL).  Results: mean +- std over splits, as measured.
 
-    python experiments/kernel_quality.py              # pool 300 per space, 10 splits
-    python experiments/kernel_quality.py --smoke      # seconds
-    python experiments/kernel_quality.py --plugin examples/gnn_space/gnn_space.py \
+    python experiments/studies/kernel_quality.py              # pool 300 per space, 10 splits
+    python experiments/studies/kernel_quality.py --smoke      # seconds
+    python experiments/studies/kernel_quality.py --plugin examples/gnn_space/gnn_space.py \
         --spaces gnn4 --table gnn4=gnn4-synthetic      # a plugin space, scored on a registered benchmark
-    python experiments/kernel_quality.py --psd cap clip   # both PSD policies on the same pools and splits
+    python experiments/studies/kernel_quality.py --psd cap clip   # both PSD policies on the same pools and splits
 
 A space without a shipped table (a plugin's) draws its pool with ``space.sample`` (distinct, seeded)
 and reads the values from the benchmark named by ``--table SPACE=BENCHMARK``.
@@ -32,7 +32,7 @@ from scipy.stats import spearmanr
 
 METHODS = ("hotnn", "otmann", "tw", "hamming")
 SPACES = ("darts", "nb101", "nb201")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def sample_space_data(space: str, benchmark: str, n: int, seed: int) -> tuple[list[str], np.ndarray]:

@@ -1,6 +1,6 @@
 """Cost of one surrogate-guided flow iteration (``flow-bo``) next to one HOTNAS iteration, 200 observations.
 
-    OMP_NUM_THREADS=1 python -m experiments.bench_flow_bo            # NB201, 200 observations, 5 asks each
+    OMP_NUM_THREADS=1 python -m experiments.bench.bench_flow_bo            # NB201, 200 observations, 5 asks each
 
 Both optimisers are told the same 200 random NB201 architectures, share one distance engine (the
 per-worker cache of the studies), make one untimed ask (fills the 200 x 200 training block and the
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     from hotnas.benchmarks import get_benchmark
     from hotnas.distances.engine import PairwiseDistances
     from hotnas.optimisers import get_optimiser
-    from experiments.compare_tabular import FLOW_BO, HOTNAS
+    from experiments.studies.compare_tabular import FLOW_BO, HOTNAS
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n-obs", type=int, default=200)

@@ -1,10 +1,10 @@
 """Study (issue 8 item 2): jump initialisation inside the independent-networks flow — fresh vs
 carry-over vs carry-over + OT representation transfer — under the same compute.
 
-    python -m experiments.independent_flow                  # 3 modes x 3 seeds (a few minutes on one core)
-    python -m experiments.independent_flow --seeds 5
-    python -m experiments.independent_flow --smoke          # 3 modes x 2 seeds, tiny: checks the pipeline
-    python -m experiments.independent_flow --steps 147      # same steps instead of same compute
+    python -m experiments.studies.independent_flow                  # 3 modes x 3 seeds (a few minutes on one core)
+    python -m experiments.studies.independent_flow --seeds 5
+    python -m experiments.studies.independent_flow --smoke          # 3 modes x 2 seeds, tiny: checks the pipeline
+    python -m experiments.studies.independent_flow --steps 147      # same steps instead of same compute
 
 Protocol, per seed: :class:`hotnas.flow_independent.IndependentFlow` with N particles, each owning
 a stand-alone digits network of its own NB201 cell, runs under a budget of ``--epochs`` accounted
@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from .plots import pyplot, save_figure
-from .studies import keep_torch_threads, study_parser, write_study
+from experiments.plots import pyplot, save_figure
+from experiments.studies.common import keep_torch_threads, study_parser, write_study
 
 MODES = ("fresh", "carry", "transfer")
 COLOURS = {"fresh": "tab:gray", "carry": "tab:blue", "transfer": "tab:red"}

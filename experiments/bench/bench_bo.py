@@ -1,6 +1,6 @@
 """Benchmark: one HOTNAS iteration on NB201 with 200 observations and a pool of 200.
 
-    python -m experiments.bench_bo [--repeats 5] [--distance hotnn]
+    python -m experiments.bench.bench_bo [--repeats 5] [--distance hotnn]
 
 The iteration is one ``ask``: ML-II refit of the GP (L-BFGS-B from a warm start plus random
 restarts, as the study does), a pool of 200 candidates (mutations of the top 10 plus 10% random

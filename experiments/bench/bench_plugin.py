@@ -1,8 +1,8 @@
 """Measurements behind the plugin work (issue 18): CPU seconds, interleaved repeats, paired seeds.
 
-    python -m experiments.bench_plugin cache        # pair-by-pair TW with / without the library's network cache
-    python -m experiments.bench_plugin first-call   # first HOTNN call in a fresh process, with / without POT's torch
-    python -m experiments.bench_plugin bo-psd --seeds 200-209 --budget 100   # HOTNAS on NB201, psd cap vs clip
+    python -m experiments.bench.bench_plugin cache        # pair-by-pair TW with / without the library's network cache
+    python -m experiments.bench.bench_plugin first-call   # first HOTNN call in a fresh process, with / without POT's torch
+    python -m experiments.bench.bench_plugin bo-psd --seeds 200-209 --budget 100   # HOTNAS on NB201, psd cap vs clip
 
 ``cache``: the TW distance matrix of 80 architectures of the example gnn4 space through the pairwise
 engine's pair-by-pair path, for a space whose ``to_network`` is not cached by the space itself, with
@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 _FIRST_CALL = """
 import sys, time

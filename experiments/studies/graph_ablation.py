@@ -1,8 +1,8 @@
 """Study: does the distance behind G's weights matter to the tabular flow? (issue 19)
 
-    python -m experiments.graph_ablation                          # the study (config below), all spaces
-    python -m experiments.graph_ablation --smoke                  # a small pool, few seeds: checks the pipeline
-    python -m experiments.graph_ablation --config experiments/configs/studies/graph_ablation.toml --workers 2
+    python -m experiments.studies.graph_ablation                          # the study (config below), all spaces
+    python -m experiments.studies.graph_ablation --smoke                  # a small pool, few seeds: checks the pipeline
+    python -m experiments.studies.graph_ablation --config experiments/configs/studies/graph_ablation.toml --workers 2
 
 The tabular flow (settings pinned in the config: N = 20, glauber, T 0.3 -> 0.03, dt 1, birth-death 1 —
 the flow's defaults when this study was written) runs on a prebuilt graph
@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.studies import study_parser, write_study
+from experiments.studies.common import study_parser, write_study
 
 DEFAULTS: dict[str, Any] = dict(
     spaces=["nb201", "darts", "nb101"], budget=200, checkpoints=[50, 100, 200],

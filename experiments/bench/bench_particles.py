@@ -1,8 +1,8 @@
 """Particle-step benchmark (issue 3 figure). Not a timed test: run it and read the table.
 
-    python -m experiments.bench_particles            # N = 10^6, d = 2, K = 50 and the scaling tables
-    python -m experiments.bench_particles --smoke    # N = 10^5, seconds
-    python -m experiments.bench_particles --dtype float32
+    python -m experiments.bench.bench_particles            # N = 10^6, d = 2, K = 50 and the scaling tables
+    python -m experiments.bench.bench_particles --smoke    # N = 10^5, seconds
+    python -m experiments.bench.bench_particles --dtype float32
 
 Figure asked for: N = 1,000,000 particles, d = 2, K = 50 nodes on a random 4-regular graph,
 glauber rates, one full step (Langevin + jumps) <= 1.0 s with numpy on the 2-core machine,

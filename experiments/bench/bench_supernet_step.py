@@ -1,7 +1,7 @@
 """The vectorised supernet step, timed for N = 1, 8, 32, 128 particles on the CPU and on a device.
 
-    python -m experiments.bench_supernet_step                 # CPU (and cuda when present), N = 1, 8, 32, 128
-    python -m experiments.bench_supernet_step --device cuda --json out.json
+    python -m experiments.bench.bench_supernet_step                 # CPU (and cuda when present), N = 1, 8, 32, 128
+    python -m experiments.bench.bench_supernet_step --device cuda --json out.json
     python -m experiments.bench_gpu --sections supernet_step  # the same, as a section of bench_gpu
 
 One step is :meth:`hotnas.supernet.SuperNet.step` — loss and gradient of N particles (each its own

@@ -1,8 +1,8 @@
 """Grid-solver benchmark (issue 2 figures). Not a timed test: run it and read the table.
 
-    python -m experiments.bench_grid            # both figures (a few minutes on 2 cores)
-    python -m experiments.bench_grid --smoke    # tiny sizes, seconds
-    python -m experiments.bench_grid --direct   # also time the exact implicit step with a direct LU
+    python -m experiments.bench.bench_grid            # both figures (a few minutes on 2 cores)
+    python -m experiments.bench.bench_grid --smoke    # tiny sizes, seconds
+    python -m experiments.bench.bench_grid --direct   # also time the exact implicit step with a direct LU
 
 Figures asked for: d = 2, 128 x 128 cells x 16 nodes (262,144 unknowns): assembly <= 2 s and one
 implicit step after factorisation <= 0.2 s; d = 1, 2,000 cells x 64 nodes: 1,000 implicit steps

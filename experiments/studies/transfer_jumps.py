@@ -1,8 +1,8 @@
 """Study (issue 8): how to initialise a network after an architecture jump — fresh vs carry-over vs
 carry-over + OT representation transfer — on the digits task.
 
-    python -m experiments.transfer_jumps                  # 5 jump types x 8 seeds (about 2-3 minutes on 2 cores)
-    python -m experiments.transfer_jumps --smoke          # 2 jump types x 2 seeds, short: checks the pipeline
+    python -m experiments.studies.transfer_jumps                  # 5 jump types x 8 seeds (about 2-3 minutes on 2 cores)
+    python -m experiments.studies.transfer_jumps --smoke          # 2 jump types x 2 seeds, short: checks the pipeline
 
 Protocol, per seed and jump type a -> b:
 1. a random NB201 cell is drawn in which one edge carries ``a`` and that edge lies on a live path
@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from .plots import pyplot, save_figure
-from .studies import keep_torch_threads, study_parser, write_study
+from experiments.plots import pyplot, save_figure
+from experiments.studies.common import keep_torch_threads, study_parser, write_study
 
 JUMPS: tuple[tuple[str, str], ...] = (
     ("nor_conv_3x3", "nor_conv_1x1"),

@@ -1,0 +1,125 @@
+"""Table regret of each method's *recommendation* in a run on ``digits-nb201`` (the main job's score).
+
+    sdot-nas run experiments/configs/main.toml
+    python -m experiments.studies.table_regret runs/main          # -> runs/main/table_regret.{md,json,png}
+
+For every trial, after each query q the run logged the optimiser's recommendation r_q (its own answer:
+the best value seen for HOTNAS / evolution / random search, the flow's pick for the supernet flow).
+Its table regret is ``optimum - table_val(r_q)``: ``optimum`` the best mean validation accuracy over
+the search space, ``table_val`` the mean validation over the table's seeds — no retraining noise. The
+cumulative cost after query q is the sum of the logged costs (epochs). Reported: mean ± standard error
+over seeds at the milestones (default 25 / 50 / 100 % of the budget), and a plot of regret against
+training epochs (mean, ± s.e. band) per method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments.rundir import RunDir, load_trial_results
+
+
+def _bench(run: RunDir):
+    from hotnas.benchmarks import get_benchmark
+
+    from experiments.config import load_config
+
+    cfg = load_config(run.path / "config.toml")
+    if cfg.benchmark.name != "digits-nb201":
+        raise ValueError(f"{run.path}: benchmark {cfg.benchmark.name!r}; table regret needs 'digits-nb201'")
+    return get_benchmark("digits-nb201", **cfg.benchmark.options), cfg
+
+
+def trial_regrets(result: dict[str, Any], bench: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(cumulative epochs (Q,), table regret of the recommendation after each query (Q,))."""
+    cost = np.cumsum([float(c) for c in result["costs"]])
+    reg = np.array([math.nan if r is None else bench.regret(r) for r in result["recommendations"]])
+    return cost, reg
+
+
+def summarise(run_path: str | Path, fractions=(0.25, 0.5, 1.0)) -> dict[str, Any]:
+    run = RunDir.open(run_path)
+    bench, cfg = _bench(run)
+    budget = cfg.search.budget
+    per_method: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for tid, res in load_trial_results(run).items():
+        per_method.setdefault(res.get("label", tid.rpartition("__seed")[0]), []).append(trial_regrets(res, bench))
+    out: dict[str, Any] = {"optimum": bench.optimum, "budget": budget, "fractions": list(fractions), "methods": {}}
+    for label, trials in per_method.items():
+        row = {}
+        for f in fractions:
+            q = max(1, round(f * budget))
+            vals = np.array([reg[q - 1] for _, reg in trials if len(reg) >= q])
+            n = len(vals)
+            row[str(f)] = {"query": q, "epochs": float(np.mean([c[q - 1] for c, _ in trials if len(c) >= q])) if n else None,
+                           "mean": float(vals.mean()) if n else None,
+                           "se": float(vals.std(ddof=1) / math.sqrt(n)) if n > 1 else None, "n": n}
+        out["methods"][label] = row
+    out["_curves"] = {k: [(c.tolist(), r.tolist()) for c, r in v] for k, v in per_method.items()}
+    return out
+
+
+def markdown(s: dict[str, Any]) -> str:
+    fr = s["fractions"]
+    head = "| method | " + " | ".join(f"regret @ {int(f * 100)} % (q {s['methods'][next(iter(s['methods']))][str(f)]['query']})"
+                                     for f in fr) + " |"
+    lines = [f"Table regret (percentage points of validation accuracy; optimum {s['optimum']:.2f} %), "
+             f"mean ± s.e. over seeds", "", head, "|" + "---|" * (len(fr) + 1)]
+    for label, row in sorted(s["methods"].items(), key=lambda kv: kv[1][str(fr[-1])]["mean"] or 0):
+        cells = []
+        for f in fr:
+            c = row[str(f)]
+            cells.append("—" if c["mean"] is None else f"{c['mean']:.2f} ± {c['se'] or 0:.2f} (n={c['n']})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(s: dict[str, Any], path: Path) -> Path | None:
+    try:
+        from experiments.plots import pyplot, save_figure
+    except ImportError:  # pragma: no cover
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for label, trials in sorted(s["_curves"].items()):
+        grid = np.linspace(0, max(c[-1] for c, _ in trials if c), 100)
+        mat = []
+        for c, r in trials:
+            c, r = np.asarray(c), np.asarray(r)
+            idx = np.searchsorted(c, grid, side="right") - 1      # regret of the last recommendation by then
+            mat.append(np.where(idx >= 0, r[np.clip(idx, 0, None)], np.nan))
+        mat = np.array(mat)
+        m = np.nanmean(mat, axis=0)
+        se = np.nanstd(mat, axis=0, ddof=1) / np.sqrt(np.sum(np.isfinite(mat), axis=0)) if len(mat) > 1 else 0 * m
+        ax.plot(grid, m, label=label)
+        ax.fill_between(grid, m - se, m + se, alpha=0.2)
+    ax.set_xlabel("training epochs (accounted compute)")
+    ax.set_ylabel("table regret of the recommendation (pp)")
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", type=Path, help="run directory of a digits-nb201 config (e.g. runs/main)")
+    args = ap.parse_args(argv)
+    s = summarise(args.run)
+    md = markdown(s)
+    (args.run / "table_regret.md").write_text(md)
+    (args.run / "table_regret.json").write_text(json.dumps({k: v for k, v in s.items() if k != "_curves"}, indent=1))
+    png = plot(s, args.run / "table_regret.png")
+    print(md + (f"\nplot: {png}\n" if png else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
