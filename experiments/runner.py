@@ -80,8 +80,7 @@ def _worker_evaluator(executor: cf.Executor, spec: TrialSpec) -> Callable[..., l
         for fut in cf.as_completed(futures):          # each is logged the moment it comes back
             i = futures[fut]
             evals[i] = fut.result()
-            bench.n_queries += 1                      # the parent's benchmark counts what its workers did
-            bench.total_cost += evals[i].cost
+            bench.count([evals[i]])                   # the parent's benchmark counts what its workers did
             if on_result is not None:
                 on_result(i, evals[i])
         return evals

@@ -27,7 +27,12 @@ class Evaluation:
 
 
 class Benchmark(ABC):
-    """An objective over a search space. Subclasses implement ``_evaluate``."""
+    """An objective over a search space. Subclasses implement ``_evaluate``.
+
+    Its counters ``n_queries`` and ``total_cost`` (sum of ``Evaluation.cost``) count what :meth:`query`
+    did; change them only through :meth:`reset_counters`, :meth:`count` (queries run elsewhere: on a
+    worker, or replayed from a log) and :meth:`load_counters`.
+    """
 
     name: str = "benchmark"
     space: SearchSpace
@@ -43,6 +48,23 @@ class Benchmark(ABC):
         self.n_queries += 1
         self.total_cost += ev.cost
         return ev
+
+    def reset_counters(self) -> None:
+        """Zero ``n_queries`` and ``total_cost`` (a benchmark reused for a new search)."""
+        self.n_queries, self.total_cost = 0, 0.0
+
+    def count(self, evals: list[Evaluation]) -> None:
+        """Count evaluations this object did not run itself (on a worker's copy, or told from a log)."""
+        evals = list(evals)
+        self.n_queries += len(evals)
+        self.total_cost += sum(ev.cost for ev in evals)
+
+    def counters(self) -> dict[str, float]:
+        """``{"n_queries": ..., "total_cost": ...}`` (JSON-able; :meth:`load_counters` restores it)."""
+        return {"n_queries": self.n_queries, "total_cost": self.total_cost}
+
+    def load_counters(self, counters: dict[str, float]) -> None:
+        self.n_queries, self.total_cost = int(counters["n_queries"]), float(counters["total_cost"])
 
     @abstractmethod
     def _evaluate(self, arch: str) -> Evaluation: ...

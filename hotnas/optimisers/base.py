@@ -23,8 +23,9 @@ from sdot.registry import Registry
 from ..benchmarks.base import Benchmark, Evaluation
 from ..spaces.base import SearchSpace
 
-__all__ = ["Optimiser", "SearchResult", "run_search", "OPTIMISERS", "register_optimiser", "get_optimiser",
-           "rng_state", "set_rng_state", "write_csv"]
+__all__ = ["Optimiser", "SearchResult", "run_search", "SearchHooks", "SearchState", "LoggedStep", "LoggedEvaluation",
+           "ReplayDiverged", "serial_evaluate", "benchmark_state", "load_benchmark_state", "OPTIMISERS",
+           "register_optimiser", "get_optimiser", "rng_state", "set_rng_state", "write_csv"]
 
 
 def rng_state(rng: np.random.Generator) -> dict:
@@ -231,25 +232,260 @@ def write_csv(rows: list[dict[str, Any]], path: Any, columns: Any) -> None:
             fh.close()
 
 
+# ---------------------------------------------------------------------------------------------------
+# the search driver: the one trial loop (plain searches and run directories alike)
+#
+#     for each step:  archs = ask(min(batch_size, left))  ->  evaluate (logged ones replayed)
+#                     ->  tell(evals)  ->  recommend()  ->  hooks: on_ask, on_evaluation, on_tell, on_checkpoint
+
+
+@dataclass
+class LoggedEvaluation:
+    """An evaluation finished before a resume (a run directory's log holds them): told again, never re-queried.
+
+    ``index``: its place in the step's ask; ``wall``: its wall clock (seconds since the search began);
+    ``proposed``: the architecture the optimiser asked for, when the benchmark canonicalised it to another."""
+
+    index: int
+    evaluation: Evaluation
+    wall: float
+    proposed: str | None = None
+
+    @property
+    def asked_for(self) -> str:
+        return self.evaluation.arch if self.proposed is None else self.proposed
+
+
+@dataclass
+class LoggedStep:
+    """One step done (``closed``: told) or begun (its evaluations that finished) before a resume.
+
+    ``asked``: the argument of its ``ask``; ``size``: how many architectures that ask returned."""
+
+    asked: int
+    size: int
+    evaluations: list[LoggedEvaluation]
+    closed: bool = True
+
+
+@dataclass
+class SearchState:
+    """Where :func:`run_search` resumes from, and what its checkpoint hook receives.
+
+    ``optimiser`` / ``benchmark``: :meth:`Optimiser.state_dict` / :func:`benchmark_state` at the
+    checkpoint (None: take them as they are); ``result``: the result up to the checkpoint; ``n_steps``:
+    the steps taken; ``finished``: the budget is spent or the optimiser ran out; ``replay``: the steps done
+    after the checkpoint, in order (the last may be open), replayed before the search goes on live."""
+
+    n_steps: int = 0
+    finished: bool = False
+    optimiser: dict[str, Any] | None = None
+    benchmark: dict[str, Any] | None = None
+    result: SearchResult | None = None
+    replay: list[LoggedStep] = field(default_factory=list)
+
+
+class ReplayDiverged(RuntimeError):
+    """On resume the optimiser proposed other architectures than the logged ones (it is not deterministic
+    given its state). ``n_steps`` / ``n_evaluations``: the consistent steps and evaluations before it; ``lost``: logged evaluations from there
+    on; ``proposed`` / ``logged``: the two proposals; ``open_step``: it happened at the open last step."""
+
+    def __init__(self, n_steps: int, n_evaluations: int, proposed: list[str], logged: list[str], lost: int,
+                 open_step: bool) -> None:
+        self.n_steps, self.n_evaluations, self.proposed, self.logged = n_steps, n_evaluations, proposed, logged
+        self.lost, self.open_step = lost, open_step
+        super().__init__(f"on replay the optimiser proposed {proposed[:3]} where the log has {logged[:3]} "
+                         f"(step {n_steps})")
+
+
+class SearchHooks:
+    """What :func:`run_search` tells its caller besides the result (override what you need; all are no-ops).
+
+    ``step`` counts the steps from 0 over the whole search (resumed ones included); ``asked`` is what
+    was passed to ``ask``; ``archs`` what it returned."""
+
+    def on_ask(self, step: int, asked: int, archs: list[str]) -> None:
+        """A step's architectures were proposed (live or on replay)."""
+
+    def on_evaluation(self, step: int, asked: int, archs: list[str], index: int, evaluation: Evaluation,
+                      wall: float, seconds: float) -> None:
+        """``evaluation`` of ``archs[index]`` finished (the moment it did; not called for replayed ones).
+        ``wall``: the search's wall clock; ``seconds``: since the previous one of this step finished."""
+
+    def on_tell(self, step: int, asked: int, archs: list[str], evals: list[Evaluation], recommendation: str | None,
+                kind: str) -> None:
+        """A step was told. ``kind``: ``"live"``, ``"replayed"`` (a closed logged step, nothing evaluated)
+        or ``"completed"`` (the open logged step, its missing evaluations run now)."""
+
+    def on_resumed(self, result: SearchResult) -> None:
+        """The replayed steps are done (and checkpointed); the search goes on live (called once)."""
+
+    def on_checkpoint(self, state: SearchState) -> None:
+        """Save ``state`` (data only: ``state.result`` is the live result object, not a copy)."""
+
+
+def benchmark_state(benchmark: Benchmark) -> dict[str, Any]:
+    """The benchmark's part of a checkpoint: its ``state_dict()`` when it has one, else its counters."""
+    if hasattr(benchmark, "state_dict"):
+        return {"state_dict": benchmark.state_dict()}
+    return benchmark.counters()
+
+
+def load_benchmark_state(benchmark: Benchmark, state: dict[str, Any]) -> None:
+    """Inverse of :func:`benchmark_state`."""
+    if "state_dict" in state:
+        benchmark.load_state_dict(state["state_dict"])
+    else:
+        benchmark.load_counters(state)
+
+
+def serial_evaluate(benchmark: Benchmark, archs: list[str],
+                    on_result: Callable[[int, Evaluation], None] | None = None) -> list[Evaluation]:
+    """The default evaluator: ``benchmark.query`` one architecture after the other, each reported as it finishes."""
+    out = []
+    for i, a in enumerate(archs):
+        ev = benchmark.query(a)
+        if on_result is not None:
+            on_result(i, ev)
+        out.append(ev)
+    return out
+
+
+def _takes(fn: Any, name: str) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
 def run_search(optimiser: Optimiser, benchmark: Benchmark, budget: int, batch_size: int = 1,
                seed: int | None = None,
-               callback: Callable[[SearchResult, Evaluation], None] | None = None) -> SearchResult:
-    """Drive ``optimiser`` on ``benchmark`` for ``budget`` queries (asks of ``batch_size``)."""
-    if not isinstance(budget, (int, np.integer)) or budget < 1:
+               callback: Callable[[SearchResult, Evaluation], None] | None = None, *,
+               evaluate: Callable[..., list[Evaluation]] | None = None, hooks: SearchHooks | None = None,
+               resume: SearchState | None = None, checkpoint_every: int = 0,
+               method: str | None = None) -> SearchResult:
+    """Drive ``optimiser`` on ``benchmark`` for ``budget`` queries (asks of ``batch_size``).
+
+    ``callback(result, evaluation)`` after each evaluation is added. The rest is for drivers that
+    persist a search (``experiments.rundir``): ``evaluate(benchmark, archs[, on_result])`` evaluates a
+    step (default :func:`serial_evaluate`; with ``on_result`` each is reported as it finishes);
+    ``hooks`` (:class:`SearchHooks`) hear every ask, evaluation, tell and checkpoint — a checkpoint
+    every ``checkpoint_every`` steps (0: none), after a replay and at the end; ``resume`` starts from a
+    :class:`SearchState`, telling its logged evaluations instead of querying them again (raises
+    :class:`ReplayDiverged` when the optimiser proposes something else); ``method`` names the result
+    (default: the optimiser's name). A resumed search gives the result of an uninterrupted one.
+    """
+    from sdot.validation import nonnegative_int, positive_int
+
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)):
         raise ValueError(f"budget must be a positive integer, got {budget!r}")
-    optimiser.check_budget(int(budget))
-    res = SearchResult(method=optimiser.name, seed=seed, optimum=benchmark.optimum)
-    t0 = time.perf_counter()
-    while len(res.values) < budget:
-        archs = optimiser.ask(min(batch_size, budget - len(res.values)))
-        if not archs:
-            break
-        evals = [benchmark.query(a) for a in archs]
+    budget = positive_int("budget", budget)
+    batch_size = positive_int("batch_size", batch_size)
+    checkpoint_every = nonnegative_int("checkpoint_every", checkpoint_every)
+    state = resume if resume is not None else SearchState()
+    if state.optimiser is not None:
+        optimiser.load_state_dict(state.optimiser)
+    if state.benchmark is not None:
+        load_benchmark_state(benchmark, state.benchmark)
+    res = SearchResult(method=method or optimiser.name, seed=seed, optimum=benchmark.optimum)
+    for k, arch in enumerate(state.result.archs if state.result is not None else []):
+        r = state.result
+        res.add(Evaluation(arch, r.values[k], r.tests[k], r.costs[k]), r.recommendations[k], r.wall_clock[k])
+    n_done = len(res.values)
+    if budget > n_done and not state.finished:
+        optimiser.check_budget(budget - n_done)
+    evaluate = evaluate or serial_evaluate
+    streams = _takes(evaluate, "on_result")
+    n_steps, finished = state.n_steps, state.finished
+    clock = [res.wall_clock[-1] if res.wall_clock else 0.0, time.perf_counter()]   # wall offset, its start
+
+    def checkpoint() -> None:
+        if hooks is not None:
+            hooks.on_checkpoint(SearchState(n_steps=n_steps, finished=finished, optimiser=optimiser.state_dict(),
+                                            benchmark=benchmark_state(benchmark), result=res))
+
+    def step(asked: int, archs: list[str], known: dict[int, tuple[Evaluation, float]], kind: str) -> None:
+        """Evaluate what ``known`` lacks (each reported as it finishes), tell, recommend, record."""
+        nonlocal n_steps
+        n = len(archs)
+        evals: list[Any] = [None] * n
+        walls = [0.0] * n
+        for i, (ev, wall) in known.items():
+            evals[i], walls[i] = ev, wall
+        missing = [i for i in range(n) if evals[i] is None]
+        if missing:
+            last = [time.perf_counter()]
+
+            def record(k: int, ev: Evaluation) -> None:
+                i = missing[k]
+                now = time.perf_counter()
+                evals[i], walls[i] = ev, clock[0] + now - clock[1]
+                if hooks is not None:
+                    hooks.on_evaluation(n_steps, asked, archs, i, ev, walls[i], now - last[0])
+                last[0] = time.perf_counter()
+
+            sub = [archs[i] for i in missing]
+            if streams:
+                got = evaluate(benchmark, sub, on_result=record)
+                for k, ev in enumerate(got):        # an evaluator that did not report them all
+                    if evals[missing[k]] is None:
+                        record(k, ev)
+            else:
+                for k, ev in enumerate(evaluate(benchmark, sub)):
+                    record(k, ev)
         optimiser.tell(evals)
-        for ev in evals:
-            res.add(ev, optimiser.recommend(), time.perf_counter() - t0)
+        rec = optimiser.recommend()
+        for ev, wall in zip(evals, walls):
+            res.add(ev, rec, wall)
             if callback is not None:
                 callback(res, ev)
+        if hooks is not None:
+            hooks.on_tell(n_steps, asked, archs, evals, rec, kind)
+        n_steps += 1
+
+    # replay the steps logged after the checkpoint: ask again (deterministic given the state), tell the log
+    replay = list(state.replay)
+    for g, logged in enumerate(replay):
+        archs = list(optimiser.ask(logged.asked))
+        if hooks is not None:
+            hooks.on_ask(n_steps, logged.asked, archs)
+        done = {e.index: e for e in logged.evaluations}
+        if logged.closed:
+            want = [done[i].asked_for for i in sorted(done)]
+            ok = archs == want
+        else:
+            want = [e.evaluation.arch for e in logged.evaluations]
+            ok = len(archs) == logged.size and all(archs[i] == e.asked_for for i, e in done.items())
+        if not ok:
+            lost = sum(len(s.evaluations) for s in replay[g:])
+            raise ReplayDiverged(n_steps, len(res.values), archs, want, lost, not logged.closed)
+        benchmark.count([e.evaluation for e in logged.evaluations])
+        if not logged.closed:
+            clock[:] = [max([res.wall_clock[-1] if res.wall_clock else 0.0] + [e.wall for e in done.values()]),
+                        time.perf_counter()]
+        step(logged.asked, archs, {i: (e.evaluation, e.wall) for i, e in done.items()},
+             "replayed" if logged.closed else "completed")
+    if len(res.values) > n_done:
+        checkpoint()
+    clock[:] = [res.wall_clock[-1] if res.wall_clock else 0.0, time.perf_counter()]
+    if hooks is not None:
+        hooks.on_resumed(res)
+
+    while not finished and len(res.values) < budget:
+        asked = min(batch_size, budget - len(res.values))
+        archs = list(optimiser.ask(asked))
+        if not archs:
+            break
+        if hooks is not None:
+            hooks.on_ask(n_steps, asked, archs)
+        step(asked, archs, {}, "live")
+        if checkpoint_every and n_steps % checkpoint_every == 0:
+            checkpoint()
+    finished = True
+    checkpoint()
     return res
 
 
