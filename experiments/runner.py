@@ -235,7 +235,8 @@ def _run_locked(config: Config, run: RunDir, resume: bool, executor: cf.Executor
                    executor=ex.executor, workers=ex.workers, parallel=ex.parallel)
     previous = run.summary()
     if resume and previous:     # a resumed run reports the time of all its sessions
-        summary["wall_time_sessions_s"] = previous.get("wall_time_sessions_s", [previous.get("wall_time_s", 0)]) + [wall]
+        before = previous.get("wall_time_sessions_s", [previous.get("wall_time_s", 0)])
+        summary["wall_time_sessions_s"] = before + [wall]
     run.write_summary(summary)
     if report and not failures:
         write_report(run, config=config, summary=summary, plots=config.report.plots)

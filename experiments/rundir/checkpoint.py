@@ -74,8 +74,8 @@ def to_data(obj: Any, arrays: dict[str, Any], where: str = "state") -> Any:
     if isinstance(obj, dict):
         if all(isinstance(k, str) for k in obj) and _TAG not in obj:
             return {k: to_data(v, arrays, f"{where}[{k!r}]") for k, v in obj.items()}
-        return {_TAG: "dict", "items": [[to_data(k, arrays, f"{where} key {k!r}"), to_data(v, arrays, f"{where}[{k!r}]")]
-                                        for k, v in obj.items()]}
+        return {_TAG: "dict", "items": [[to_data(k, arrays, f"{where} key {k!r}"),
+                                         to_data(v, arrays, f"{where}[{k!r}]")] for k, v in obj.items()]}
     if isinstance(obj, list):
         return [to_data(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]
     if isinstance(obj, tuple):
@@ -179,7 +179,8 @@ def decode_checkpoint(blob: bytes, where: str = "checkpoint") -> dict[str, Any]:
     try:
         with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
             names = set(npz.files)
-            unexpected = sorted(n for n in names if n not in ("__state__", "__sha256__") and not re.fullmatch(r"a\d+", n))
+            unexpected = sorted(n for n in names
+                                if n not in ("__state__", "__sha256__") and not re.fullmatch(r"a\d+", n))
             if unexpected or "__state__" not in names or "__sha256__" not in names:
                 raise CheckpointError(f"{where} is not a sdot-nas checkpoint (members {sorted(names)[:6]})")
             members = {n: npz[n] for n in names}
@@ -203,7 +204,8 @@ def decode_checkpoint(blob: bytes, where: str = "checkpoint") -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # pragma: no cover - the digest matched
         raise CheckpointError(f"{where} is corrupt: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{where} is not a sdot-nas checkpoint (format {doc.get('format') if isinstance(doc, dict) else None!r})")
+        fmt = doc.get("format") if isinstance(doc, dict) else None
+        raise CheckpointError(f"{where} is not a sdot-nas checkpoint (format {fmt!r})")
     if doc.get("version", 0) > CHECKPOINT_VERSION:
         raise CheckpointError(f"{where} was written by a newer sdot-nas (checkpoint format {doc['version']})")
     return from_data(doc["state"], members)

@@ -180,7 +180,8 @@ class RunDir:
                               f"'sdot-nas run' created (its --out)")
         meta = read_json(marker, "the run marker")
         if not isinstance(meta, dict) or meta.get("format") != RUN_FORMAT:
-            raise RunDirError(f"{marker} is not a sdot-nas run marker (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+            fmt = meta.get("format") if isinstance(meta, dict) else None
+            raise RunDirError(f"{marker} is not a sdot-nas run marker (format {fmt!r})")
         if meta.get("version", 0) > RUN_VERSION:
             raise RunDirError(f"{path} was written by a newer sdot-nas (run format {meta['version']}, this one "
                               f"reads {RUN_VERSION})")

@@ -287,8 +287,9 @@ class SearchState:
 
 class ReplayDiverged(RuntimeError):
     """On resume the optimiser proposed other architectures than the logged ones (it is not deterministic
-    given its state). ``n_steps`` / ``n_evaluations``: the consistent steps and evaluations before it; ``lost``: logged evaluations from there
-    on; ``proposed`` / ``logged``: the two proposals; ``open_step``: it happened at the open last step."""
+    given its state). ``n_steps`` / ``n_evaluations``: the consistent steps and evaluations before it;
+    ``lost``: logged evaluations from there on; ``proposed`` / ``logged``: the two proposals; ``open_step``:
+    it happened at the open last step."""
 
     def __init__(self, n_steps: int, n_evaluations: int, proposed: list[str], logged: list[str], lost: int,
                  open_step: bool) -> None:
