@@ -29,7 +29,9 @@ def _add_execution_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("execution (never changes the results)")
     g.add_argument("--workers", type=int, help="worker processes (0 = one per core); implies --executor process "
                    "unless --executor is given")
-    g.add_argument("--executor", choices=["serial", "process", "ray"], help="where trials run")
+    from .executors import EXECUTORS
+
+    g.add_argument("--executor", choices=list(EXECUTORS), help="where trials run")
     g.add_argument("--parallel", choices=["trials", "evaluations"],
                    help="what the workers run: whole trials (default) or each step's evaluations")
     g.add_argument("--ray-address", help="join this Ray cluster ('auto', 'ray://host:port'); default: a local instance")

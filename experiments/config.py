@@ -35,8 +35,9 @@ distances, kernels, acquisitions, schedules, spaces, executors)::
     benchmark = { name = "nb201", options = { path = "{data}" } }
 
 Errors are :class:`ConfigError` (a ``ValueError``) naming the file, the key path and what was
-expected: an unknown key comes with a did-you-mean, a registry name with the list of valid names
-read from the live registries, a value with its allowed range. ``options`` tables are checked against
+expected: an unknown key comes with a did-you-mean, a registry name with the registry's own
+did-you-mean and list of names (the live :data:`sdot.registry.REGISTRIES`, nothing guessed), a
+number with its allowed range (checked by :mod:`sdot.validation`). ``options`` tables are checked against
 the signature of the component they configure (unknown keywords, types of defaulted parameters, and
 any option whose key names a registry: ``law``, ``distance``, ``kernel``, ``acquisition``, ...).
 
@@ -52,7 +53,6 @@ import hashlib
 import importlib
 import inspect
 import json
-import math
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -60,6 +60,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from sdot.registry import did_you_mean  # re-exported: one did-you-mean for the project
+from sdot.validation import nonnegative_int, positive_int
+
+from .plugins import import_plugins  # re-exported: configs import their plugins first
+from .toml_writer import dump_toml  # re-exported: a run directory stores its resolved config with it
 
 __all__ = ["ConfigError", "Config", "MethodSpec", "BenchmarkSpec", "SearchSpec", "ExecutionSpec", "ReportSpec",
            "load_config", "config_from_dict", "dump_toml", "registries", "registry_entry", "import_plugins",
@@ -74,14 +78,15 @@ class ConfigError(ValueError):
 # registries
 
 
-#: Modules whose import creates the library's registries; each registry is a
-#: :class:`sdot.registry.Registry` listed in :data:`sdot.registry.REGISTRIES` by its kind, which is
-#: what is read here (live: a plugin's registrations show up once it is imported). An import error
-#: here is a broken installation and propagates.
-REGISTRY_MODULES = ("sdot.rates", "sdot.schedules", "hotnas.spaces", "hotnas.distances", "hotnas.kernels",
-                    "hotnas.acquisition", "hotnas.benchmarks", "hotnas.optimisers")
+#: The packages whose import creates every registry of the library — each a :class:`sdot.registry.Registry`
+#: listed in :data:`sdot.registry.REGISTRIES` by its kind, which is all that is read here (live: a plugin's
+#: registrations show up once it is imported). ``sdot`` holds the rate laws, schedules (and solvers);
+#: ``hotnas.optimisers`` imports the BO pieces (kernels, acquisitions). An import error is a broken
+#: installation and propagates.
+REGISTRY_MODULES = ("sdot", "hotnas.spaces", "hotnas.distances", "hotnas.benchmarks", "hotnas.optimisers",
+                    "experiments.executors")
 
-#: Kinds shown by ``sdot-nas list`` and checked in configs, in this order.
+#: Kinds shown first by ``sdot-nas list`` and checked in configs, in this order (then any other registry).
 KINDS = ("optimiser", "benchmark", "rate_law", "solver", "schedule", "distance", "kernel", "acquisition", "space",
          "executor")
 
@@ -93,23 +98,28 @@ OPTION_REGISTRIES: dict[str, str] = {
 }
 
 
-def _fixed_choices(kind: str) -> tuple[str, ...]:
-    """Name lists that are not (yet) registries: executors, and the grid solver's methods."""
-    if kind == "executor":
-        from .executors import EXECUTORS
-        return tuple(EXECUTORS)
-    if kind == "solver":
-        from sdot.grid import METHODS
-        return tuple(METHODS)
-    return ()
+def _grid_methods() -> Any:
+    """Until ``sdot`` registers its solvers (kind ``"solver"``): the grid solver's methods, ``sdot.grid.METHODS``,
+    as a private registry so that a name is checked the same way."""
+    from sdot.grid import METHODS
+    from sdot.registry import Registry
+
+    reg = Registry("solver", listed=False)
+    for name in METHODS:
+        reg.register(name, name)
+    return reg
 
 
 def _registry_object(kind: str) -> Any:
+    """The live registry of ``kind`` (None when there is none)."""
     from sdot.registry import REGISTRIES
 
     for module in REGISTRY_MODULES:
         importlib.import_module(module)
-    return REGISTRIES.get(kind)
+    reg = REGISTRIES.get(kind)
+    if reg is None and kind == "solver":
+        reg = _grid_methods()
+    return reg
 
 
 def registries() -> dict[str, list[str]]:
@@ -119,7 +129,7 @@ def registries() -> dict[str, list[str]]:
     out = {}
     for kind in KINDS:
         obj = _registry_object(kind)
-        out[kind] = sorted(obj) if obj is not None else sorted(_fixed_choices(kind))
+        out[kind] = sorted(obj) if obj is not None else []
     for kind, reg in REGISTRIES.items():  # registries defined elsewhere (e.g. by a plugin)
         out.setdefault(kind, sorted(reg))
     return out
@@ -136,117 +146,16 @@ def registry_entry(kind: str, name: str) -> Any:
         return None
 
 
-
-
 def _check_name(kind: str, name: Any, where: str) -> None:
-    names = registries()[kind]
-    if name in names:
+    """ConfigError unless ``name`` is registered in ``kind``; the message (with a did-you-mean) is the registry's."""
+    reg = _registry_object(kind)
+    if reg is not None and name in reg:
         return
     label = kind.replace("_", " ")
-    if not names:
+    if reg is None or not len(reg):
         raise ConfigError(f"{where}: unknown {label} {name!r}: no {label} is registered (is the module that "
                           f"defines them installed, or missing from 'plugins'?)")
-    raise ConfigError(f"{where}: unknown {label} {name!r}{did_you_mean(name, names)}; valid {label}s: "
-                      f"{', '.join(names)}")
-
-
-def _is_path_plugin(entry: str) -> bool:
-    return entry.endswith(".py") or "/" in entry or "\\" in entry
-
-
-def _load_file_plugin(path: Path) -> None:
-    """Import a plugin file once per absolute path, as module ``<stem>`` (or a unique name if taken)."""
-    import importlib.util
-    import sys
-
-    path = path.resolve()
-    for mod in list(sys.modules.values()):
-        if getattr(mod, "__file__", None) and Path(mod.__file__).resolve() == path:
-            return  # already imported (by this function or as a module): a re-import would re-register
-    name = path.stem if path.name != "__init__.py" else path.parent.name
-    if name in sys.modules or not name.isidentifier():
-        name = f"sdot_nas_plugin_{hashlib.sha1(str(path).encode()).hexdigest()[:10]}"
-    spec = importlib.util.spec_from_file_location(
-        name, path, submodule_search_locations=[str(path.parent)] if path.name == "__init__.py" else None)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path} as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-
-
-def import_plugins(plugins: list[str], where: str = "plugins", base: str | Path | None = None) -> list[str]:
-    """Import each plugin (they register their components on import); returns them resolved.
-
-    A plugin is a module name (``"my_ext"``, ``"package.module"``: looked up on ``sys.path``, then as
-    ``my_ext.py`` or ``my_ext/__init__.py`` in ``base``, the config's folder) or a path to a ``.py``
-    file (relative to ``base``). Resolved entries are module names, or absolute file paths for
-    plugins found through ``base``, so a run directory resumes from any working directory. Importing a
-    plugin twice is a no-op. A plugin that cannot be found raises a :class:`ConfigError` saying where
-    it was looked for.
-    """
-    import sys
-
-    base_dir = Path(base).resolve() if base is not None else None
-    resolved: list[str] = []
-    for mod in plugins:
-        if not isinstance(mod, str) or not mod.strip():
-            raise ConfigError(f"{where}: plugin {mod!r} is neither a module name nor a path to a .py file")
-        if _is_path_plugin(mod):
-            path = Path(mod).expanduser()
-            if not path.is_absolute():
-                path = (base_dir or Path.cwd()) / path
-            if path.is_dir():
-                path = path / "__init__.py"
-            if not path.is_file():
-                rel = f" (relative to the config's folder {base_dir})" if base_dir and not Path(mod).is_absolute() else ""
-                raise ConfigError(f"{where}: plugin file {mod!r} not found: looked for {path}{rel}")
-            try:
-                _load_file_plugin(path)
-            except ConfigError:
-                raise
-            except Exception as exc:
-                raise ConfigError(f"{where}: plugin file {str(path)!r} failed to import: {type(exc).__name__}: "
-                                  f"{exc}") from exc
-            resolved.append(str(path.resolve()))
-            continue
-        if mod.startswith(".") or not all(part.isidentifier() for part in mod.split(".")):
-            raise ConfigError(f"{where}: plugin module name {mod!r} is not a module name; list importable modules "
-                              f"such as \"my_ext\" or \"package.module\", or a path to a .py file")
-        try:
-            importlib.import_module(mod)
-            resolved.append(mod)
-            continue
-        except ModuleNotFoundError as exc:
-            top = mod.split(".")[0]
-            if exc.name not in (mod, top) and not mod.startswith(f"{exc.name}."):
-                raise ConfigError(f"{where}: plugin module {mod!r} failed to import: {exc}") from exc
-            missing = exc
-        except ImportError as exc:
-            raise ConfigError(f"{where}: plugin module {mod!r} failed to import: {exc}") from exc
-        candidates: list[Path] = []
-        if base_dir is not None:
-            rel = Path(*mod.split("."))
-            candidates = [base_dir / rel.with_suffix(".py"), base_dir / rel / "__init__.py"]
-        found = next((c for c in candidates if c.is_file()), None)
-        if found is not None:
-            try:
-                _load_file_plugin(found)
-            except Exception as exc:
-                raise ConfigError(f"{where}: plugin file {str(found)!r} failed to import: "
-                                  f"{type(exc).__name__}: {exc}") from exc
-            resolved.append(str(found.resolve()))
-            continue
-        searched = [p for p in sys.path if p][:6]
-        also = f" and in the config's folder ({', '.join(map(str, candidates))})" if candidates else ""
-        raise ConfigError(f"{where}: cannot import plugin module {mod!r}: {missing}; looked on sys.path "
-                          f"({', '.join(searched)}{', ...' if len(sys.path) > 6 else ''}){also}. Give a path to "
-                          f"the file (\"./my_ext.py\", relative to the config) or install the module")
-    return resolved
+    raise ConfigError(f"{where}: {reg.unknown_message(name)}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -343,12 +252,24 @@ class _Field:
     what: str = ""
 
 
+def _passes(check: Callable[[str, Any], Any], v: Any) -> bool:
+    """True when ``v`` is an integer (not a bool, not a float: TOML types are kept) that the
+    :mod:`sdot.validation` ``check`` accepts."""
+    if isinstance(v, bool) or not isinstance(v, int):
+        return False
+    try:
+        check("value", v)
+    except ValueError:
+        return False
+    return True
+
+
 def _positive(v: Any) -> str | None:
-    return None if v >= 1 else f"must be >= 1, got {v}"
+    return None if _passes(positive_int, v) else f"must be >= 1, got {v}"
 
 
 def _non_negative(v: Any) -> str | None:
-    return None if v >= 0 else f"must be >= 0 (0 = one per core), got {v}"
+    return None if _passes(nonnegative_int, v) else f"must be >= 0 (0 = one per core), got {v}"
 
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
@@ -362,7 +283,7 @@ def _label_ok(v: str) -> str | None:
 def _seeds_ok(v: list) -> str | None:
     if not v:
         return "must list at least one seed"
-    bad = [s for s in v if not isinstance(s, int) or isinstance(s, bool) or s < 0]
+    bad = [s for s in v if not _passes(nonnegative_int, s)]
     if bad:
         return f"must be non-negative integers, got {bad}"
     dup = sorted({s for s in v if v.count(s) > 1})
@@ -370,7 +291,7 @@ def _seeds_ok(v: list) -> str | None:
 
 
 def _ints_ok(v: list) -> str | None:
-    bad = [m for m in v if not isinstance(m, int) or isinstance(m, bool) or m < 1]
+    bad = [m for m in v if not _passes(positive_int, m)]
     return f"must be positive integers, got {bad}" if bad else None
 
 
@@ -581,8 +502,9 @@ def _apply_with_data(raw: dict[str, Any], data: str | Path, where: str) -> dict[
         raise ConfigError(f"{where}.with_data: expected a table, got {_toml_type(wd)}")
     unknown = [k for k in wd if k not in _WITH_DATA_KEYS]
     if unknown:
-        raise ConfigError(f"{where}.with_data: unknown key {unknown[0]!r}{did_you_mean(unknown[0], list(_WITH_DATA_KEYS))}"
-                          f"; valid keys: {', '.join(_WITH_DATA_KEYS)}")
+        hint = did_you_mean(unknown[0], list(_WITH_DATA_KEYS))
+        raise ConfigError(f"{where}.with_data: unknown key {unknown[0]!r}{hint}; valid keys: "
+                          f"{', '.join(_WITH_DATA_KEYS)}")
     path = _resolve_data_path(data, wd.get("file"))
     wd = _substitute(wd, str(path))
     out = copy.deepcopy(raw)
@@ -687,58 +609,3 @@ def load_config(path: str | Path, *, data: str | Path | None = None,
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path.name}: not valid TOML: {exc}") from exc
     return config_from_dict(raw, str(path), data=data, overrides=overrides)
-
-
-# ---------------------------------------------------------------------------------------------------
-# writing TOML (the subset configs use)
-
-
-def _toml_key(k: str) -> str:
-    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items() if x is not None) + " }"
-    raise TypeError(f"cannot write {type(v).__name__} {v!r} as TOML")
-
-
-def _is_table_array(v: Any) -> bool:
-    return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
-
-
-def dump_toml(d: Mapping[str, Any], header: str = "") -> str:
-    """TOML text of ``d`` (tables, arrays of tables, scalars, arrays; None values are left out)."""
-    lines = [f"# {line}" for line in header.splitlines()]
-
-    def table(prefix: str, t: Mapping[str, Any]) -> None:
-        for k, v in t.items():
-            if v is None or isinstance(v, dict) or _is_table_array(v):
-                continue
-            lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
-        for k, v in t.items():
-            name = f"{prefix}{_toml_key(k)}"
-            if isinstance(v, dict):
-                lines.extend(["", f"[{name}]"])
-                table(name + ".", v)
-            elif _is_table_array(v):
-                for item in v:
-                    lines.extend(["", f"[[{name}]]"])
-                    table(name + ".", item)
-
-    table("", d)
-    return "\n".join(lines) + "\n"

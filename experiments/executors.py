@@ -32,11 +32,14 @@ import sys
 import time
 from typing import Any, Callable, Iterable, Sequence
 
-__all__ = ["EXECUTORS", "SerialExecutor", "RayExecutor", "make_executor", "task_seeds", "map_seeded",
-           "limit_threads", "resolve_workers", "exit_with_parent"]
+from sdot.registry import Registry
 
-#: Names accepted by :func:`make_executor` (and by ``[execution] executor`` in a config).
-EXECUTORS = ("serial", "process", "ray")
+__all__ = ["EXECUTORS", "SerialExecutor", "RayExecutor", "make_executor", "register_executor", "task_seeds",
+           "map_seeded", "limit_threads", "resolve_workers", "exit_with_parent"]
+
+#: name -> factory ``(workers, address=None, runtime_env=None) -> Executor``: what :func:`make_executor` and
+#: ``[execution] executor`` in a config accept (filled at the end of this module).
+EXECUTORS: Registry = Registry("executor", hint="add one with experiments.executors.register_executor(name, factory)")
 
 _THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS")
@@ -184,16 +187,35 @@ def _ray_call(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
 def make_executor(kind: str = "serial", workers: int | None = 1, *, address: str | None = None,
                   runtime_env: dict | None = None) -> cf.Executor:
     """An executor by name: ``"serial"``, ``"process"`` (``workers`` spawned processes, one thread each)
-    or ``"ray"``. ``workers=0``/None means one per core. Use it as a context manager."""
+    or ``"ray"`` (or any registered one). ``workers=0``/None means one per core. Use it as a context manager."""
     if kind not in EXECUTORS:
-        raise ValueError(f"unknown executor {kind!r}; expected one of {list(EXECUTORS)}")
-    if kind == "serial":
-        return SerialExecutor()
-    if kind == "process":
-        # spawn, not fork: forking a process that already runs torch/BLAS thread pools can deadlock
-        return cf.ProcessPoolExecutor(max_workers=resolve_workers(workers), mp_context=mp.get_context("spawn"),
-                                      initializer=_init_worker, initargs=(1, os.getpid()))
+        raise ValueError(EXECUTORS.unknown_message(kind))
+    return EXECUTORS.load(kind)(workers, address=address, runtime_env=runtime_env)
+
+
+def register_executor(name: str, factory: Callable[..., cf.Executor]) -> Callable[..., cf.Executor]:
+    """Add an executor: ``factory(workers, address=None, runtime_env=None)`` returns a ``concurrent.futures``
+    executor (duplicate names refused, like every registry)."""
+    return EXECUTORS.register(name, factory)
+
+
+def _serial(workers: int | None = 1, address: str | None = None, runtime_env: dict | None = None) -> cf.Executor:
+    return SerialExecutor()
+
+
+def _process(workers: int | None = 1, address: str | None = None, runtime_env: dict | None = None) -> cf.Executor:
+    # spawn, not fork: forking a process that already runs torch/BLAS thread pools can deadlock
+    return cf.ProcessPoolExecutor(max_workers=resolve_workers(workers), mp_context=mp.get_context("spawn"),
+                                  initializer=_init_worker, initargs=(1, os.getpid()))
+
+
+def _ray(workers: int | None = 1, address: str | None = None, runtime_env: dict | None = None) -> cf.Executor:
     return RayExecutor(workers=workers, address=address, runtime_env=runtime_env)
+
+
+EXECUTORS.register("serial", _serial)
+EXECUTORS.register("process", _process)
+EXECUTORS.register("ray", _ray)
 
 
 def task_seeds(seed: int | Sequence[int] | None, n: int) -> list:

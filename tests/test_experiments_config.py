@@ -227,3 +227,36 @@ def test_plugin_relative_to_config_registers_names_the_checks_then_accept(tmp_pa
     from hotnas.distances import METHODS
 
     METHODS.unregister("t18-edits")
+
+
+def test_every_kind_is_a_live_registry_found_where_it_is_created():
+    """No guessed locations: each module named is imported, each kind is a real sdot.registry.Registry
+    (the solver kind falls back to sdot.grid.METHODS until sdot registers its solvers)."""
+    import importlib
+
+    from experiments.config import KINDS, REGISTRY_MODULES, _registry_object
+    from sdot.registry import REGISTRIES, Registry
+
+    for module in REGISTRY_MODULES:
+        importlib.import_module(module)
+    for kind in KINDS:
+        reg = _registry_object(kind)
+        assert isinstance(reg, Registry) and len(reg), kind
+        if kind in REGISTRIES:
+            assert REGISTRIES[kind] is reg
+        else:
+            assert kind == "solver"
+
+
+def test_unknown_names_get_the_registrys_did_you_mean_and_numbers_keep_their_toml_type():
+    raw = base()
+    raw["execution"] = {"executor": "proces"}
+    msg = error(raw)
+    assert "unknown executor 'proces' (did you mean 'process'?)" in msg and "register_executor" in msg
+    for bad in ([1.0], [True], [-2]):
+        raw = base()
+        raw["search"]["seeds"] = bad
+        assert "non-negative" in error(raw) or "expected" in error(raw), bad
+    raw = base()
+    raw["search"]["budget"] = 2.0
+    assert "expected an integer" in error(raw)
