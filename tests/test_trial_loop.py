@@ -178,3 +178,41 @@ def test_a_non_deterministic_optimiser_resumes_with_the_rest_of_its_log_discarde
         assert len(read_log(tmp_path / "t" / "events.jsonl")[0]) == 8
     finally:
         OPTIMISERS.unregister("t-drifting")
+
+
+class _NeedsFive(toy_components.ToyRandom):
+    """Refuses a budget below 5 (like an initial design): a resumed trial must not be re-checked with what is left."""
+
+    name = "t-needs-five"
+
+    def check_budget(self, budget):
+        if budget < 5:
+            raise ValueError(f"budget {budget} is smaller than the initial design 5")
+
+
+def test_a_resumed_trial_is_not_checked_again_against_the_budget_left(tmp_path):
+    OPTIMISERS.register("t-needs-five", _NeedsFive, replace=True)
+    try:
+        raw = {"name": "five", "plugins": ["toy_components"],
+               "benchmark": {"name": "toy-bits", "options": {"n_bits": 7}},
+               "search": {"budget": 8, "seeds": [0], "checkpoint_every": 1},
+               "methods": [{"optimiser": "t-needs-five"}]}
+        s = TrialSpec.from_config(config_from_dict(raw))[0]
+        reference = run_trial(s, tmp_path / "ref")
+
+        class Crash(Exception):
+            pass
+
+        def on_step(k):
+            if on_step.n == 6:
+                raise Crash
+            on_step.n += k
+        on_step.n = 0
+        with pytest.raises(Crash):
+            run_trial(s, tmp_path / "t", on_step=on_step)
+        out = run_trial(s, tmp_path / "t", resume=True)
+        assert out["archs"] == reference["archs"] and out["values"] == reference["values"]
+        with pytest.raises(ValueError, match="initial design"):
+            run_trial(TrialSpec(**{**s.__dict__, "budget": 4}), tmp_path / "small")
+    finally:
+        OPTIMISERS.unregister("t-needs-five")

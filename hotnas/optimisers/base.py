@@ -396,8 +396,8 @@ def run_search(optimiser: Optimiser, benchmark: Benchmark, budget: int, batch_si
         r = state.result
         res.add(Evaluation(arch, r.values[k], r.tests[k], r.costs[k]), r.recommendations[k], r.wall_clock[k])
     n_done = len(res.values)
-    if budget > n_done and not state.finished:
-        optimiser.check_budget(budget - n_done)
+    if state.optimiser is None and not n_done and not state.finished:
+        optimiser.check_budget(budget)  # a resumed optimiser was checked when its search began
     evaluate = evaluate or serial_evaluate
     streams = _takes(evaluate, "on_result")
     n_steps, finished = state.n_steps, state.finished
