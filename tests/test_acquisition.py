@@ -7,8 +7,8 @@ import pytest
 from scipy.integrate import quad
 from scipy.stats import norm
 
-from hotnas.acquisition import (ACQUISITIONS, ConfidenceBound, ExpectedImprovement, KnowledgeGradient, Posterior,
-                                get_acquisition, kg_envelope, kg_envelope_batch)
+from hotnas.bo import (ACQUISITIONS, ConfidenceBound, ExpectedImprovement, KnowledgeGradient, Posterior,
+                       get_acquisition, kg_envelope, kg_envelope_batch)
 
 
 def random_posterior(m: int, seed: int, noise: float = 0.05) -> Posterior:

@@ -7,8 +7,8 @@ import pytest
 from scipy.optimize import approx_fprime
 from scipy.stats import norm
 
-from hotnas.gp import DistanceGP, NotPSDError
-from hotnas.kernels import KERNELS, get_kernel, min_eigenvalue, project_psd
+from hotnas.bo.gp import DistanceGP, NotPSDError
+from hotnas.bo.kernels import KERNELS, get_kernel, min_eigenvalue, project_psd
 
 
 def line_distances(x: np.ndarray, z: np.ndarray | None = None) -> np.ndarray:
@@ -205,7 +205,7 @@ def test_negative_variance_from_an_indefinite_joint_gram_falls_back_to_the_one_p
     """Two training points 2 apart and a test point 0.1 from both (triangle inequality broken):
     the joint Laplace Gram is indefinite and s - k^T K^-1 k = 1 - 2 r^2 / (1 + e^-2) < 0 with
     r = e^-0.1. The variance reported is the one-point posterior s - r^2 s^2 / (s + noise), not 0."""
-    from hotnas.gp import DistanceGP
+    from hotnas.bo.gp import DistanceGP
 
     D = np.array([[0.0, 2.0], [2.0, 0.0]])
     hyp = {"signal_variance": 1.0, "lengthscale": 1.0, "noise_variance": 1e-6}
