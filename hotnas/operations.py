@@ -35,6 +35,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sdot.registry import Registry
+from sdot.validation import finite, nonnegative
 
 from .cells import is_io_label
 
@@ -60,9 +61,8 @@ class Operation:
     def __post_init__(self) -> None:
         if not isinstance(self.family, str) or not self.family:
             raise ValueError(f"Operation.family must be a non-empty string, got {self.family!r}")
-        if not (self.weight >= 0):
-            raise ValueError(f"Operation.weight must be >= 0, got {self.weight!r}")
-        if not (0.0 <= self.family_cost <= 1.0):
+        nonnegative("Operation.weight", self.weight)
+        if not (0.0 <= finite("Operation.family_cost", self.family_cost) <= 1.0):
             raise ValueError(f"Operation.family_cost must lie in [0, 1], got {self.family_cost!r}")
 
 

@@ -7,7 +7,7 @@ import pytest
 
 @pytest.mark.slow
 def test_bench_distances_smoke():
-    from experiments.bench_distances import main
+    from experiments.bench.bench_distances import main
 
     res = main(["--smoke", "--n-jobs", "1", "--darts", "10", "--optima", "3"])
     assert res["n_higher"] == 0 and res["n_higher_reversed"] == 0

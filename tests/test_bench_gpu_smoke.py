@@ -1,4 +1,4 @@
-"""experiments/bench_gpu.py --quick runs on the CPU in seconds, with every section and sane figures."""
+"""experiments/bench/bench_gpu.py --quick runs on the CPU in seconds, with every section and sane figures."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ pytest.importorskip("torch")
 
 
 def test_bench_gpu_quick_on_cpu(tmp_path):
-    from experiments.bench_gpu import SECTIONS, main
+    from experiments.bench.bench_gpu import SECTIONS, main
 
     out = main(["--quick", "--device", "cpu", "--json", str(tmp_path / "gpu.json")])
     assert {s.name for s in SECTIONS} <= set(out)
@@ -23,7 +23,7 @@ def test_bench_gpu_quick_on_cpu(tmp_path):
 
 
 def test_bench_gpu_rejects_bad_arguments():
-    from experiments.bench_gpu import main, section
+    from experiments.bench.bench_gpu import main, section
 
     with pytest.raises(ValueError, match="unknown bench_gpu section"):
         main(["--quick", "--device", "cpu", "--sections", "nope"])

@@ -131,31 +131,8 @@ def _structural_features(cell: Cell) -> np.ndarray:
     n = cell.n
     par, chi = cell.parents, cell.children
     order = cell.topological_order
-    inf = float("inf")
-    sp_in = [inf] * n
-    lp_in = [-inf] * n
-    rw_in = [inf] * n
-    for v in order:
-        if _is_input(cell.ops[v]):
-            sp_in[v] = lp_in[v] = rw_in[v] = 0.0
-            continue
-        fin = [u for u in par[v] if sp_in[u] < inf]
-        if fin:
-            sp_in[v] = 1 + min(sp_in[u] for u in fin)
-            lp_in[v] = 1 + max(lp_in[u] for u in fin)
-            rw_in[v] = 1 + sum(rw_in[u] for u in fin) / len(fin)
-    sp_out = [inf] * n
-    lp_out = [-inf] * n
-    rw_out = [inf] * n
-    for u in reversed(order):
-        if cell.ops[u] == "output":
-            sp_out[u] = lp_out[u] = rw_out[u] = 0.0
-            continue
-        fin = [v for v in chi[u] if sp_out[v] < inf]
-        if fin:
-            sp_out[u] = 1 + min(sp_out[v] for v in fin)
-            lp_out[u] = 1 + max(lp_out[v] for v in fin)
-            rw_out[u] = 1 + sum(rw_out[v] for v in fin) / len(fin)
+    sp_in, lp_in, rw_in = _path_lengths(order, par, [_is_input(o) for o in cell.ops])
+    sp_out, lp_out, rw_out = _path_lengths(order[::-1], chi, [o == "output" for o in cell.ops])
     S = np.array(
         [sp_in, lp_in, rw_in, sp_out, lp_out, rw_out,
          [len(p) for p in par], [len(c) for c in chi]],
@@ -163,6 +140,27 @@ def _structural_features(cell: Cell) -> np.ndarray:
     ).T
     S[~np.isfinite(S)] = n
     return np.clip(S / max(n - 1, 1), 0.0, 1.0)
+
+
+def _path_lengths(order, prev: list, is_end: list[bool]) -> tuple[list[float], list[float], list[float]]:
+    """Shortest, longest and random-walk path lengths from the end nodes, visiting ``order``.
+
+    ``prev[v]``: the nodes one step closer to the ends; sp(v) = 1 + min sp(prev), lp(v) = 1 + max,
+    rw(v) = 1 + mean rw(prev) over the prev reached; end nodes 0; unreached inf (lp: -inf).
+    """
+    inf = float("inf")
+    n = len(is_end)
+    sp, lp, rw = [inf] * n, [-inf] * n, [inf] * n
+    for v in order:
+        if is_end[v]:
+            sp[v] = lp[v] = rw[v] = 0.0
+            continue
+        fin = [u for u in prev[v] if sp[u] < inf]
+        if fin:
+            sp[v] = 1 + min(sp[u] for u in fin)
+            lp[v] = 1 + max(lp[u] for u in fin)
+            rw[v] = 1 + sum(rw[u] for u in fin) / len(fin)
+    return sp, lp, rw
 
 
 def information_flow(cell: Cell, options: FeatureOptions | None = None) -> np.ndarray:

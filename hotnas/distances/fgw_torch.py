@@ -76,21 +76,9 @@ def _const_c(C1sq, C2sq, p, q):
     return C1sq @ p[:, :, None] + q[:, None, :] @ C2sq.transpose(1, 2)
 
 
-def fgw_cg_batch_torch(
-    M: np.ndarray,
-    C1: np.ndarray,
-    C2: np.ndarray,
-    p: np.ndarray,
-    q: np.ndarray,
-    alpha: float,
-    G0: np.ndarray,
-    max_iter: int = 10000,
-    tol_rel: float = 1e-9,
-    tol_abs: float = 1e-9,
-    track: bool = False,
-    assignment: bool = False,
-    device: str | None = None,
-) -> tuple[np.ndarray, ...]:
+def fgw_cg_batch_torch(M: np.ndarray, C1: np.ndarray, C2: np.ndarray, p: np.ndarray, q: np.ndarray, alpha: float,
+                       G0: np.ndarray, max_iter: int = 10000, tol_rel: float = 1e-9, tol_abs: float = 1e-9,
+                       track: bool = False, assignment: bool = False, device: str | None = None) -> tuple[np.ndarray, ...]:
     """:func:`hotnas.distances.ifgw.fgw_cg_batch` with the tensor algebra in torch float64 on ``device``.
 
     Same arguments and returns (numpy arrays in, numpy arrays out).

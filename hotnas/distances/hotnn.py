@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 from .emd import emd as exact_ot
 
+from sdot.validation import check_nonnegative
+
 from ..cells import Cell, Network
 from ..operations import warn_undeclared
 from .ifgw import IFGWOptions, features_cached, ifgw_pairs
@@ -41,8 +43,7 @@ class HOTNNOptions:
     cell: IFGWOptions = field(default_factory=IFGWOptions)
 
     def __post_init__(self) -> None:
-        if self.mu < 0 or self.tau < 0:
-            raise ValueError(f"mu and tau must be non-negative, got mu={self.mu}, tau={self.tau}")
+        check_nonnegative(mu=self.mu, tau=self.tau)
 
     @classmethod
     def make(cls, **kw: Any) -> "HOTNNOptions":

@@ -48,6 +48,8 @@ import numpy as np
 from .emd import emd as exact_ot
 from scipy.optimize import linear_sum_assignment
 
+from sdot.validation import finite, positive, positive_int
+
 from ..cells import Cell
 from .features import (
     N_STRUCT,
@@ -104,23 +106,23 @@ class IFGWOptions:
     def __post_init__(self) -> None:
         if self.lp not in ("auto", "emd"):
             raise ValueError(f"lp must be 'auto' or 'emd', got {self.lp!r}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must lie in [0, 1], got {self.alpha}")
-        if not 0.0 <= self.lambda_op <= 1.0:
-            raise ValueError(f"lambda_op must lie in [0, 1], got {self.lambda_op}")
+        for name in ("alpha", "lambda_op"):
+            if not 0.0 <= finite(name, getattr(self, name)) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         from .fgw_torch import check_device
 
         check_device(self.backend, self.device)
         eps = self.entropic_epsilon
-        eps_t = tuple(eps) if isinstance(eps, (tuple, list)) else (eps,)
-        if not eps_t or not all(isinstance(e, (int, float, np.floating)) and not isinstance(e, bool) and e > 0
-                                for e in eps_t):
+        many = isinstance(eps, (tuple, list))
+        if many and not eps:
             raise ValueError(f"entropic_epsilon must be a number > 0 or a tuple of them, got {eps!r}")
-        object.__setattr__(self, "entropic_epsilon", eps_t if isinstance(eps, (tuple, list)) else float(eps))
+        eps_t = tuple(positive("entropic_epsilon", e) for e in (eps if many else (eps,)))
+        object.__setattr__(self, "entropic_epsilon", eps_t if many else eps_t[0])
         for name in ("entropic_iters", "sinkhorn_iters"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            if isinstance(v, float):  # a positive integer, not 2.0
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            positive_int(name, v)
         bad = [s for s in self.starts if s not in _START_KINDS]
         if bad or not self.starts:
             raise ValueError(f"starts must be a non-empty subset of {_START_KINDS}, got {self.starts}")

@@ -179,27 +179,30 @@ def _layer_graph_cached(key: str, net: Network, level: str, units: float) -> Lay
     fw = np.zeros((L, 9))
     for g, member in enumerate(groups):
         w = [1.0 if member(lab) else 0.0 for lab in labs]
-        sp, lp, rw = np.full(L, np.inf), np.full(L, -np.inf), np.full(L, np.inf)
-        sp[0] = lp[0] = rw[0] = 0.0
-        for v in order[1:]:
-            ps = [u for u in pa[v] if np.isfinite(sp[u])]
-            if ps:
-                sp[v] = min(sp[u] + w[u] for u in ps)
-                lp[v] = max(lp[u] + w[u] for u in ps)
-                rw[v] = np.mean([rw[u] + w[u] for u in ps])
-        bk[:, 3 * g : 3 * g + 3] = np.stack([sp, lp, rw], 1)
-        sp, lp, rw = np.full(L, np.inf), np.full(L, -np.inf), np.full(L, np.inf)
-        sp[-1] = lp[-1] = rw[-1] = 0.0
-        for u in reversed(order[:-1]):
-            cs = [v for v in ch[u] if np.isfinite(sp[v])]
-            if cs:
-                sp[u] = min(sp[v] + w[u] for v in cs)
-                lp[u] = max(lp[v] + w[u] for v in cs)
-                rw[u] = np.mean([rw[v] + w[u] for v in cs])
-        fw[:, 3 * g : 3 * g + 3] = np.stack([sp, lp, rw], 1)
+        # backward: weights of the predecessors on the way from the input; forward: of the node itself
+        bk[:, 3 * g : 3 * g + 3] = _paths(order[1:], pa, [w] * L, 0, L)
+        fw[:, 3 * g : 3 * g + 3] = _paths(order[-2::-1], ch, [[x] * L for x in w], L - 1, L)
     bk[~np.isfinite(bk)] = L
     fw[~np.isfinite(fw)] = L
     return LayerGraph(labs, masses, bk, fw)
+
+
+def _paths(order: list[int], prev: list[list[int]], wt: list, end: int, L: int) -> np.ndarray:
+    """(L, 3) shortest, longest and mean-over-branches weighted path lengths from node ``end``.
+
+    For v in ``order``: over the reached u in ``prev[v]``, sp(v) = min sp(u) + wt[v][u], lp the max,
+    rw the mean; ``end`` is 0, unreached nodes inf (lp: -inf).
+    """
+    sp, lp, rw = np.full(L, np.inf), np.full(L, -np.inf), np.full(L, np.inf)
+    sp[end] = lp[end] = rw[end] = 0.0
+    for v in order:
+        ps = [u for u in prev[v] if np.isfinite(sp[u])]
+        if ps:
+            wv = wt[v]
+            sp[v] = min(sp[u] + wv[u] for u in ps)
+            lp[v] = max(lp[u] + wv[u] for u in ps)
+            rw[v] = np.mean([rw[u] + wv[u] for u in ps])
+    return np.stack([sp, lp, rw], 1)
 
 
 def layer_graph(net: Network | Cell, level: str = "auto", units: float = 16.0) -> LayerGraph:

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from sdot.validation import finite
+
 from ..cells import Cell, Network, is_io_label
 from ..operations import OPERATIONS, warn_undeclared
 
@@ -146,6 +148,6 @@ def _front(a: Any, b: Any, space: Any = None, alpha: float = 0.1, weights: tuple
 
     if ngram != 1:
         raise ValueError(f"tw: only the 1-gram operation histogram is implemented (ngram=1), got ngram={ngram}")
-    if not 0.0 <= alpha <= 1.0:
+    if not 0.0 <= finite("tw: alpha", alpha) <= 1.0:
         raise ValueError(f"tw: alpha must lie in [0, 1], got {alpha}")
     return tw_distance(as_network(a, space), as_network(b, space), alpha, tuple(weights))  # type: ignore[arg-type]

@@ -13,9 +13,9 @@
    feasibility; with ``--optima N`` also against POT's entropic FGW (eps 0.01, 0.05) polished by CG.
 4. A 200 x 200 HOTNN matrix on DARTS architectures (time reported).
 
-    python experiments/bench_distances.py            # full figure
-    python experiments/bench_distances.py --smoke    # a few seconds
-    OMP_NUM_THREADS=1 python experiments/bench_distances.py --n-jobs 1 --pot-sample 20000 --optima 1000  # per core
+    python -m experiments.bench.bench_distances            # full figure
+    python -m experiments.bench.bench_distances --smoke    # a few seconds
+    OMP_NUM_THREADS=1 python -m experiments.bench.bench_distances --n-jobs 1 --pot-sample 20000 --optima 1000  # per core
 """
 
 from __future__ import annotations
@@ -253,10 +253,15 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"  with ACCURATE_STARTS: {t_f:.2f} s wall ({c_f:.2f} s CPU); it is lower than the default on "
                   f"{out['darts_pairs_lower']} of {gain.size} pairs (by up to {out['darts_max_gain']:.4f}), "
                   f"higher on {out['darts_pairs_higher']}")
+    return finish(out, args.json)
+
+
+def finish(out: dict, path: str | None) -> dict:
+    """Record the load average after the run, print it, write the figures to ``path`` (JSON) if given."""
     out["loadavg_after"] = os.getloadavg()
     print(f"load average after: {out['loadavg_after']}")
-    if args.json:
-        with open(args.json, "w") as f:
+    if path:
+        with open(path, "w") as f:
             json.dump(out, f, indent=2)
     return out
 

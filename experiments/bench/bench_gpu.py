@@ -13,9 +13,9 @@ Sections (a list of named sections; add one with :func:`section`):
   solver at N = 10^6 and 10^7 (d = 2, K = 50 nodes on a random 4-regular graph, glauber rates,
   quadratic potential, float64): numpy against torch tensors on the device.
 
-    python -m experiments.bench_gpu                       # everything, device = cuda if present
-    python -m experiments.bench_gpu --quick               # seconds, on the CPU: a smoke run
-    python -m experiments.bench_gpu --sections particles --json out.json
+    python -m experiments.bench.bench_gpu                       # everything, device = cuda if present
+    python -m experiments.bench.bench_gpu --quick               # seconds, on the CPU: a smoke run
+    python -m experiments.bench.bench_gpu --sections particles --json out.json
 
 CPU times are summed over this process and its children (``resource``); wall times with
 ``time.perf_counter`` after a CUDA synchronisation.  ``OMP_NUM_THREADS`` and the torch thread
@@ -25,7 +25,6 @@ count are printed with each figure, with the load average.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -92,7 +91,7 @@ def _ratio(a: float, b: float) -> float:
 # ------------------------------------------------------------------------------------------------
 @section("nb201_graph", "HOTNN on all edges of the NB201 mutation graph: numpy vs torch on the device")
 def nb201_graph(args: argparse.Namespace, device: str) -> dict:
-    from experiments.bench_distances import _clear_caches, mutation_edges
+    from experiments.bench.bench_distances import _clear_caches, mutation_edges
     from hotnas.distances.engine import PairwiseDistances
     from hotnas.spaces import get_space
 
@@ -178,7 +177,7 @@ def particles(args: argparse.Namespace, device: str) -> dict:
 
 # ------------------------------------------------------------------------------------------------
 
-from experiments.bench_supernet_step import supernet_step as _supernet_step  # noqa: E402  (issue 12)
+from experiments.bench.bench_supernet_step import supernet_step as _supernet_step  # noqa: E402  (issue 12)
 
 section("supernet_step", "supernet step (vmapped grad + SGD) at N = 1, 8, 32, 128 particles: CPU vs device")(
     _supernet_step)
@@ -232,12 +231,9 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         out[s.name] = s.run(args, device)
         out[s.name]["section_wall_s"] = time.perf_counter() - t0
-    out["loadavg_after"] = os.getloadavg()
-    print(f"load average after: {out['loadavg_after']}")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=2)
-    return out
+    from experiments.bench.bench_distances import finish
+
+    return finish(out, args.json)
 
 
 if __name__ == "__main__":
