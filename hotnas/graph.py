@@ -263,13 +263,22 @@ class ArchitectureGraph:
 
     def sample_neighbour(self, arch: str, rng: np.random.Generator, size: int | None = None) -> Any:
         """Neighbour(s) drawn with probability w(arch, g') / degree(arch) (the flow's proposal)."""
+        if size is None:
+            return self.propose(arch, rng)[0]
         names, w = self._row(self.canonical(arch))
         if not names:
             raise ValueError(f"{arch!r} has no neighbours in G")
-        p = w / w.sum()
-        if size is None:
-            return names[int(rng.choice(len(names), p=p))]
-        return [names[i] for i in rng.choice(len(names), size=size, p=p)]
+        return [names[i] for i in rng.choice(len(names), size=size, p=w / w.sum())]
+
+    def propose(self, arch: str, rng: np.random.Generator) -> tuple[str, float]:
+        """One proposal of every flow: ``(g', deg(arch))`` with g' drawn with probability ``w(arch, g') / deg(arch)``
+        (one ``rng.choice``); ValueError when ``arch`` has no neighbour (callers that skip such nodes check
+        :meth:`degree` first)."""
+        names, w = self._row(self.canonical(arch))
+        if not names:
+            raise ValueError(f"{arch!r} has no neighbours in G")
+        deg = w.sum()
+        return names[int(rng.choice(len(names), p=w / deg))], float(deg)
 
     # ------------------------------------------------------------------ export
     def subgraph(self, archs: Sequence[str], dim: int = 0) -> SemiDiscreteSpace:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from hotnas.benchmarks.trainable import DigitsBenchmark
+from hotnas.graph import ArchitectureGraph
 from hotnas.flow_independent import IndependentFlow, IndependentFlowResult
 from hotnas.flow_trainable import FORWARD_COST, TrainableFlowResult
 
@@ -87,14 +88,14 @@ def test_glauber_acceptance_probability_closed_form():
         assert j["p"] == pytest.approx(1 - math.exp(-dt * k * 24), rel=1e-10)
 
 
-class _TwoNeighbourGraph:
+class _TwoNeighbourGraph(ArchitectureGraph):
     """Stub graph: every cell has two neighbours (mutations of edge 0) with weights 1 and 3."""
 
     def __init__(self, space):
-        self.space = space
+        super().__init__(space, distance="hamming", lengthscale=math.inf)
 
-    def neighbours(self, arch):
-        return self.space.mutations(arch)[:2], np.array([1.0, 3.0])
+    def _row(self, arch):
+        return tuple(self.space.mutations(arch)[:2]), np.array([1.0, 3.0])
 
 
 def test_graph_weights_enter_rate_and_proposal():
