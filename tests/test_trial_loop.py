@@ -138,6 +138,21 @@ def test_benchmark_counters_api():
     assert bench.counters() == saved
 
 
+class Crash(Exception):
+    """The process 'dies' (raised from a progress hook, after a step was logged)."""
+
+
+def crash_after(n_evaluations):
+    """An ``on_step`` progress hook that raises :class:`Crash` once ``n_evaluations`` are done."""
+    done = []
+
+    def on_step(k):
+        done.append(k)
+        if sum(done) >= n_evaluations:
+            raise Crash
+    return on_step
+
+
 class _Drifting(toy_components.ToyRandom):
     """Not deterministic given its state: every process draws from fresh entropy."""
 
@@ -156,17 +171,8 @@ def test_a_non_deterministic_optimiser_resumes_with_the_rest_of_its_log_discarde
                "search": {"budget": 8, "seeds": [0], "checkpoint_every": 100, "batch_size": 2},
                "methods": [{"optimiser": "t-drifting"}]}
         s = TrialSpec.from_config(config_from_dict(raw))[0]
-        seen = [0]
-
-        class Crash(Exception):
-            pass
-
-        def on_step(k):
-            seen[0] += k
-            if seen[0] >= 6:
-                raise Crash
         with pytest.raises(Crash):
-            run_trial(s, tmp_path / "t", on_step=on_step)
+            run_trial(s, tmp_path / "t", on_step=crash_after(6))
         events, _ = read_log(tmp_path / "t" / "events.jsonl")
         assert len(events) == 6
         with warnings.catch_warnings(record=True) as w:
@@ -199,17 +205,8 @@ def test_a_resumed_trial_is_not_checked_again_against_the_budget_left(tmp_path):
                "methods": [{"optimiser": "t-needs-five"}]}
         s = TrialSpec.from_config(config_from_dict(raw))[0]
         reference = run_trial(s, tmp_path / "ref")
-
-        class Crash(Exception):
-            pass
-
-        def on_step(k):
-            if on_step.n == 6:
-                raise Crash
-            on_step.n += k
-        on_step.n = 0
         with pytest.raises(Crash):
-            run_trial(s, tmp_path / "t", on_step=on_step)
+            run_trial(s, tmp_path / "t", on_step=crash_after(7))
         out = run_trial(s, tmp_path / "t", resume=True)
         assert out["archs"] == reference["archs"] and out["values"] == reference["values"]
         with pytest.raises(ValueError, match="initial design"):

@@ -38,25 +38,16 @@ from .files import (CHECKPOINT, CHECKPOINT_PREV, LEGACY_CHECKPOINTS, RUN_VERSION
 __all__ = ["TrialSpec", "run_trial", "build_benchmark", "build_optimiser", "TrialHooks"]
 
 
-def _accepts(target: Any, name: str) -> bool:
-    import inspect
-
-    try:
-        params = inspect.signature(target).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
 def build_benchmark(name: str, options: dict[str, Any], seed: int | None = None, device: str | None = None):
     """A benchmark from the registry; ``seed``/``device`` are passed when its factory takes them."""
     from hotnas.benchmarks import get_benchmark
+    from hotnas.optimisers.base import takes_keyword
 
     entry = registry_entry("benchmark", name)
     kwargs = dict(options)
-    if seed is not None and entry is not None and _accepts(entry, "seed") and "seed" not in kwargs:
+    if seed is not None and entry is not None and takes_keyword(entry, "seed") and "seed" not in kwargs:
         kwargs["seed"] = seed
-    if device is not None and entry is not None and _accepts(entry, "device"):
+    if device is not None and entry is not None and takes_keyword(entry, "device"):
         kwargs["device"] = device
     return get_benchmark(name, **kwargs)
 
@@ -65,12 +56,12 @@ def build_optimiser(name: str, space: Any, seed: int, options: dict[str, Any], d
                     budget: int | None = None):
     """An optimiser from the registry; ``device`` and the query ``budget`` are passed when it takes them."""
     import hotnas.optimisers  # noqa: F401 - registers the library's optimisers
-    from hotnas.optimisers.base import get_optimiser
+    from hotnas.optimisers.base import get_optimiser, takes_keyword
 
     kwargs = dict(options)
     entry = registry_entry("optimiser", name)
     for key, value in (("device", device), ("budget", budget)):
-        if value is not None and entry is not None and _accepts(entry, key):
+        if value is not None and entry is not None and takes_keyword(entry, key):
             kwargs[key] = value
     return get_optimiser(name, space, seed=seed, **kwargs)
 

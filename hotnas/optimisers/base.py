@@ -352,7 +352,8 @@ def serial_evaluate(benchmark: Benchmark, archs: list[str],
     return out
 
 
-def _takes(fn: Any, name: str) -> bool:
+def takes_keyword(fn: Any, name: str) -> bool:
+    """True when ``fn`` can be called with the keyword ``name`` (it names it, or takes ``**kwargs``)."""
     import inspect
 
     try:
@@ -399,7 +400,7 @@ def run_search(optimiser: Optimiser, benchmark: Benchmark, budget: int, batch_si
     if state.optimiser is None and not n_done and not state.finished:
         optimiser.check_budget(budget)  # a resumed optimiser was checked when its search began
     evaluate = evaluate or serial_evaluate
-    streams = _takes(evaluate, "on_result")
+    streams = takes_keyword(evaluate, "on_result")
     n_steps, finished = state.n_steps, state.finished
     clock = [res.wall_clock[-1] if res.wall_clock else 0.0, time.perf_counter()]   # wall offset, its start
 
