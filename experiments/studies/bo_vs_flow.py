@@ -43,23 +43,27 @@ from typing import Any
 
 import numpy as np
 
+from experiments.executors import task_seeds
 from experiments.studies.bo_nb201 import CHECKPOINTS, HOTNAS_DEFAULTS, markdown, summarise
-from experiments.executors import make_executor, task_seeds
+from experiments.studies.common import (cached_benchmark, cached_engine, curve_matrix, describe, optimiser_defaults,
+                                        parse_study_args, run_tasks, search, study_parser)
+from experiments.studies.common import summarise as summarise_curves
+from experiments.studies.compare_tabular import FLOW_BO
 
 TABULAR_METHODS = ("flow", "flow-accel", "flow-gp", "flow-bo", "hotnas", "optuna-tpe", "optuna-gp", "evolution", "random")
 TRAINABLE_METHODS = ("flow", "flow-accel", "hotnas", "evolution", "random")
 
 # Flow settings of the study [engineering choices]: picked among 11 variants (population 10/20/30,
 # T0 0.3/0.5/1.0, T1 0.03/0.01, birth-death 0/1/2, patience none/40/60) on 50 seeds of root seed 1
-# (`--seed 1`); the README reports root seed 0, a disjoint set of streams
-FLOW_DEFAULTS: dict[str, Any] = dict(n_particles=20, law="glauber", temperature=(0.3, 0.03), dt=1.0,
-                                     birth_death=1.0, distance="hotnn", lengthscale=0.1)
-# NASAGD: dt picked among 0.05/0.2/1/2 (and c_p 0.5/2, N 10/20) on the same root-1 seeds
-FLOW_ACCEL_DEFAULTS: dict[str, Any] = dict(FLOW_DEFAULTS, rule="nasagd", dt=1.0, c=1.0, c_p=2.0)
-FLOW_GP_DEFAULTS: dict[str, Any] = dict(FLOW_DEFAULTS, surrogate="gp", potential="copula", temperature=(0.3, 0.03),
-                                        refit_every=5, gp_options={"n_restarts": 2})
+# (`--seed 1`); the README reports root seed 0, a disjoint set of streams. The picks became the flow's defaults.
+FLOW_DEFAULTS: dict[str, Any] = optimiser_defaults("flow", "n_particles", "law", "temperature", "dt", "birth_death",
+                                                   "distance", "lengthscale")
+# NASAGD: dt picked among 0.05/0.2/1/2 (and c_p 0.5/2, N 10/20) on the same root-1 seeds (the defaults again)
+FLOW_ACCEL_DEFAULTS: dict[str, Any] = dict(FLOW_DEFAULTS, rule="nasagd", **optimiser_defaults("flow", "dt", "c", "c_p"))
+FLOW_GP_DEFAULTS: dict[str, Any] = dict(FLOW_DEFAULTS, surrogate="gp", potential="copula", refit_every=5,
+                                        gp_options={"n_restarts": 2})
 # the surrogate-guided flow (hotnas/optimisers/flow_bo.py): HOTNAS's GP, the flow as acquisition optimiser
-from experiments.studies.compare_tabular import FLOW_BO as FLOW_BO_DEFAULTS  # noqa: E402
+FLOW_BO_DEFAULTS: dict[str, Any] = FLOW_BO
 
 TABULAR_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "flow": ("flow", FLOW_DEFAULTS),
@@ -79,55 +83,27 @@ TRAINABLE_FLOW: dict[str, Any] = dict(n_particles=8, lr=1.0, law="glauber", temp
                                       jump_dt=1.0, birth_death=0.2, eval_every=10, distance="hotnn", lengthscale=0.1)
 TRAINABLE_FLOW_ACCEL: dict[str, Any] = dict(TRAINABLE_FLOW, momentum=0.9, lr=0.3)
 
-_WORKER: dict[str, Any] = {}
 
 
-# ------------------------------------------------------------------------------------------------
-# workers (one benchmark and one distance engine per process)
-# ------------------------------------------------------------------------------------------------
-def _tabular_benchmark(path: str | None):
-    from hotnas.benchmarks import get_benchmark
-
-    if "nb201" not in _WORKER:
-        _WORKER["nb201"] = get_benchmark("nb201", path=path)
-    return _WORKER["nb201"]
-
-
-def _engine(space, distance: str):
-    from hotnas.distances.engine import PairwiseDistances
-
-    key = ("engine", space.name, distance)
-    if key not in _WORKER:
-        _WORKER[key] = PairwiseDistances(space, method=distance, n_jobs=1)
-    return _WORKER[key]
-
-
-def _optimiser(method: str, options: dict[str, Any], space, rng, budget: int):
-    from hotnas.optimisers import get_optimiser
-
+def _search(method: str, options: dict[str, Any], bench, stream, budget: int, seed: int):
+    """``common.search`` with this study's choices: the worker's engine and the budget for hotnas and the
+    flows; the plain flow takes the engine instead of a distance name."""
     opts = dict(options)
-    if method in ("hotnas", "flow", "flow-bo"):
-        opts["engine"] = _engine(space, opts.get("distance", "hotnn"))
-        opts["budget"] = budget
+    uses = method in ("hotnas", "flow", "flow-bo")
+    engine = opts.get("distance", "hotnn") if uses else None
     if method == "flow":
         opts.pop("distance", None)
-    return get_optimiser(method, space, seed=rng, **opts)
+    return search(method, bench, opts, stream=stream, budget=budget, seed=seed, engine=engine, budget_option=uses)
 
 
 def run_tabular_trial(task: dict[str, Any]) -> dict[str, Any]:
     """One search on the table: ``task`` = {label, seed, stream, budget, data, keep_mass}; JSON-able result."""
-    from hotnas.optimisers import run_search
-
-    bench = _tabular_benchmark(task["data"])
-    bench.n_queries, bench.total_cost = 0, 0.0
+    bench = cached_benchmark("nb201", path=task["data"])
     method, options = TABULAR_OPTIONS[task["label"]]
-    options = {**options, **task.get("overrides", {})}
-    rng = np.random.default_rng(task["stream"])
-    opt = _optimiser(method, options, bench.space, rng, task["budget"])
-    t0 = time.perf_counter()
-    res = run_search(opt, bench, budget=task["budget"], seed=task["seed"])
+    opt, res, seconds, _ = _search(method, {**options, **task.get("overrides", {})}, bench, task["stream"],
+                                   task["budget"], task["seed"])
     out = res.to_dict()
-    out.update(label=task["label"], seconds=time.perf_counter() - t0, n_queries=bench.n_queries)
+    out.update(label=task["label"], seconds=seconds, n_queries=bench.n_queries)
     if method == "flow":
         out["events"] = {k: sum(e["kind"] == k for e in opt.events) for k in {e["kind"] for e in opt.events}}
         out["rounds"] = opt.round
@@ -153,7 +129,7 @@ def run_trainable_trial(task: dict[str, Any]) -> dict[str, Any]:
         opts.update(task.get("overrides", {}))
         distance = opts.pop("distance")
         flow = TrainableFlow(bench.space, data=bench.data, config=bench.config, seed=int(rng.integers(2**31 - 1)),
-                             distance=_engine(bench.space, distance), **opts)
+                             distance=cached_engine(bench.space, distance), **opts)
         n_final = task["n_final"]
         res = flow.run(epochs=task["epochs"] - n_final * e, benchmark=bench, n_final=n_final)
         return dict(label=label, seed=task["seed"], arch=res.best_arch, val=res.val_acc, test=res.test_acc,
@@ -161,14 +137,9 @@ def run_trainable_trial(task: dict[str, Any]) -> dict[str, Any]:
                     candidates=res.candidates, accepted=flow.n_accepted, proposed=flow.n_proposed,
                     events=len(res.events),
                     curve=[(h["epochs"], max(v for _, v in h["particles"])) for h in res.history])
-    from hotnas.optimisers import run_search
-
-    method = label
     opts = {"hotnas": HOTNAS_TRAINABLE, "evolution": {"removal": "oldest", "population_size": 6,
-                                                       "tournament_size": 3}, "random": {}}[method]
-    budget = int(task["epochs"] // e)
-    opt = _optimiser(method, opts, bench.space, rng, budget)
-    res = run_search(opt, bench, budget=budget, seed=task["seed"])
+                                                      "tournament_size": 3}, "random": {}}[label]
+    _, res, _, _ = _search(label, opts, bench, rng, int(task["epochs"] // e), task["seed"])
     i = int(np.argmax(res.values))
     return dict(label=label, seed=task["seed"], arch=res.archs[i], val=res.values[i], test=res.tests[i],
                 epochs=float(sum(res.costs)), seconds=time.perf_counter() - t0,
@@ -180,30 +151,25 @@ def run_trainable_trial(task: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 def found_rate(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Per label: fraction of seeds whose best validation value equals the table's optimum, and the
-    mean ± std final regret."""
+    mean ± s.e. final regret."""
     out = {}
     for label in dict.fromkeys(r["label"] for r in results):
-        reg = np.array([r["optimum"] - r["best_so_far"][-1] for r in results if r["label"] == label])
-        out[label] = dict(found=float(np.mean(reg <= 1e-9)), regret_mean=float(reg.mean()),
-                          regret_sem=float(reg.std(ddof=1) / np.sqrt(len(reg))) if len(reg) > 1 else float("nan"),
-                          n=int(len(reg)))
+        M = curve_matrix([r["optimum"] - np.asarray(r["best_so_far"], float) for r in results if r["label"] == label])
+        s = summarise_curves({label: M}, [M.shape[1]], spread="se")[label]
+        out[label] = dict(found=s["found"], regret_mean=s["at"][M.shape[1]][0], regret_sem=s["at"][M.shape[1]][1],
+                          n=s["n"])
     return out
 
 
 def trainable_table(results: list[dict[str, Any]]) -> tuple[str, dict[str, dict[str, float]]]:
-    rows, summ = [], {}
+    summ = {}
     lines = ["| method | val acc (retrained) | test acc | epochs | seconds / seed |", "|---|---|---|---|---|"]
     for label in dict.fromkeys(r["label"] for r in results):
         rs = [r for r in results if r["label"] == label]
-        val = np.array([r["val"] for r in rs], float)
-        test = np.array([r["test"] for r in rs], float)
-        ep = np.array([r["epochs"] for r in rs], float)
-        sec = np.array([r["seconds"] for r in rs], float)
-        summ[label] = dict(val_mean=float(val.mean()), val_std=float(val.std()), test_mean=float(test.mean()),
-                           test_std=float(test.std()), epochs=float(ep.mean()), seconds=float(sec.mean()), n=len(rs))
-        lines.append(f"| {label} (n={len(rs)}) | {val.mean():.2f} ± {val.std():.2f} | {test.mean():.2f} ± "
-                     f"{test.std():.2f} | {ep.mean():.1f} | {sec.mean():.1f} |")
-        rows.append(label)
+        (vm, vs, n), (tm, ts, _) = describe([r["val"] for r in rs]), describe([r["test"] for r in rs])
+        ep, sec = describe([r["epochs"] for r in rs])[0], describe([r["seconds"] for r in rs])[0]
+        summ[label] = dict(val_mean=vm, val_std=vs, test_mean=tm, test_std=ts, epochs=ep, seconds=sec, n=n)
+        lines.append(f"| {label} (n={n}) | {vm:.2f} ± {vs:.2f} | {tm:.2f} ± {ts:.2f} | {ep:.1f} | {sec:.1f} |")
     return "\n".join(lines), summ
 
 
@@ -247,14 +213,10 @@ def plot_trainable(results: list[dict[str, Any]], path: Path) -> None:
 # the two parts
 # ------------------------------------------------------------------------------------------------
 def _run(tasks: list[dict[str, Any]], fn, workers: int, describe) -> list[dict[str, Any]]:
-    kind = "serial" if workers == 1 else "process"
     results = []
-    with make_executor(kind, workers) as ex:
-        futures = [ex.submit(fn, t) for t in tasks]
-        for f in futures:
-            r = f.result()
-            results.append(r)
-            print(describe(r), flush=True)
+    for r in run_tasks(fn, tasks, workers):
+        results.append(r)
+        print(describe(r), flush=True)
     return results
 
 
@@ -325,13 +287,12 @@ def trainable(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     return {"summary": summ, "wall_seconds": wall}
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--smoke", action="store_true", help="tiny budgets and 2 seeds: checks the pipeline")
+def parser():
+    """The study's command line (its keys are also those of a ``--config`` TOML)."""
+    ap = study_parser(__doc__, "tiny budgets and 2 seeds: checks the pipeline", config=None, workers=2, seeds=10,
+                      budget=200, seed=0, out="results/bo_vs_flow")
     ap.add_argument("--part", choices=("tabular", "trainable", "both"), default="both")
     ap.add_argument("--data", default=None, help="NB201 CSV (default: the table shipped in hotnas.data)")
-    ap.add_argument("--seeds", type=int, default=10, help="seeds of the tabular part")
-    ap.add_argument("--budget", type=int, default=200, help="queries per tabular run")
     ap.add_argument("--tabular-methods", nargs="+", default=list(TABULAR_METHODS), choices=TABULAR_METHODS)
     ap.add_argument("--flow", default="{}", help="JSON overrides of the tabular flow options (all flow variants)")
     ap.add_argument("--trainable-seeds", type=int, default=10)
@@ -341,10 +302,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # 6 finalists beat 2 on disjoint seed streams (root 0 and root 1, 10 seeds each): the weight-shared
     # ranking is noisy at this compute, so more of the budget goes to retraining [engineering choice]
     ap.add_argument("--n-final", type=int, default=6, help="architectures a flow retrains at the end")
-    ap.add_argument("--workers", type=int, default=2, help="processes (0: one per core)")
-    ap.add_argument("--seed", type=int, default=0, help="root seed of the per-trial streams")
-    ap.add_argument("--out", default="results/bo_vs_flow")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_study_args(parser(), argv)
     if args.smoke:
         args.budget, args.seeds = min(args.budget, 30), min(args.seeds, 2)
         args.trainable_seeds, args.epochs, args.epochs_per_query, args.n_final = 1, 6, 2, 1

@@ -3,7 +3,7 @@
     python -m experiments.studies.build_digits_table --out runs/digits_table            # all 8,765 cells, 1 worker
     python -m experiments.studies.build_digits_table --out runs/digits_table --workers 2 --executor process
     python -m experiments.studies.build_digits_table --out runs/digits_table --device cuda --shard-cells 512
-    python -m experiments.studies.build_digits_table --out runs/digits_table --pack     # -> hotnas/data/digits_nb201.json.gz
+    python -m experiments.studies.build_digits_table --out runs/digits_table --pack   # -> hotnas/data/digits_nb201.json.gz
 
 The cells (:func:`hotnas.benchmarks.digits_table.build_order`) are cut into shards of
 ``--shard-cells`` cells; a shard trains its cells x the protocol's seeds as one vectorised batch

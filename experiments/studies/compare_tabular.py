@@ -28,24 +28,24 @@ the outputs from whatever has finished. Outputs in ``--out``:
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from experiments.executors import make_executor, task_seeds
+from experiments.executors import task_seeds
+from experiments.studies.common import (cached_benchmark, curve_matrix, optimiser_defaults, parse_study_args,
+                                        run_tasks, search, study_parser, summarise)
 
 CHECKPOINTS = (25, 50, 100, 150, 200)
 
 # [engineering choices] flow-bo defaults chosen on root seed 1 (see README section "surrogate-guided
-# flows"); the plain flow keeps its README settings (chosen earlier on root seed 1, 50 seeds)
-FLOW = dict(n_particles=20, law="glauber", temperature=(0.3, 0.03), dt=1.0, birth_death=1.0, lengthscale=0.1)
-HOTNAS = dict(distance="hotnn", kernel="laplace", acquisition="kg", n_init=20, pool_size=100, top_k=10,
-              n_random=10, refit_every=5, n_restarts=2, transform="copula")
+# flows"); the plain flow runs at its defaults (its README settings, chosen earlier on root seed 1, 50 seeds)
+FLOW = optimiser_defaults("flow", "n_particles", "law", "temperature", "dt", "birth_death", "lengthscale")
+HOTNAS = optimiser_defaults("hotnas", "distance", "kernel", "acquisition", "n_init", "pool_size", "top_k", "n_random",
+                            "refit_every", "n_restarts", "transform")
 FLOW_BO = dict(HOTNAS, guide="ucb", beta=1.0, n_particles=10, inner_rounds=6, temperature=0.2, max_candidates=100)
 METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "flow-bo": ("flow-bo", FLOW_BO),
@@ -60,45 +60,19 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "random": ("random", {}),
 }
 _USES_ENGINE = ("hotnas", "flow-bo", "flow")
-_WORKER: dict[str, Any] = {}
-
-
-def _bench(name: str):
-    from hotnas.benchmarks import get_benchmark
-
-    if name not in _WORKER:
-        _WORKER[name] = get_benchmark(name)
-    return _WORKER[name]
-
-
-def _engine(space, name: str):
-    from hotnas.distances.engine import PairwiseDistances
-
-    key = ("engine", name)
-    if key not in _WORKER:
-        _WORKER[key] = PairwiseDistances(space, method="hotnn", n_jobs=1)
-    return _WORKER[key]
 
 
 def run_trial(task: dict[str, Any]) -> dict[str, Any]:
     """One search: ``task`` = {label, seed, stream, budget, benchmark, overrides}; a JSON-able record."""
-    from hotnas.optimisers import get_optimiser, run_search
-
-    bench = _bench(task["benchmark"])
-    bench.n_queries, bench.total_cost = 0, 0.0
+    bench = cached_benchmark(task["benchmark"])
     method, options = METHODS[task["label"]]
-    opts = {**options, **task.get("overrides", {})}
-    if method in _USES_ENGINE:
-        opts["engine"] = _engine(bench.space, task["benchmark"])
-    if method == "hotnas" or method == "flow-bo":
-        opts["budget"] = task["budget"]
-    rng = np.random.default_rng(task["stream"])
-    opt = get_optimiser(method, bench.space, seed=rng, **opts)
-    t0, c0 = time.perf_counter(), time.process_time()
-    res = run_search(opt, bench, budget=task["budget"], seed=task["seed"])
+    opt, res, seconds, cpu = search(method, bench, {**options, **task.get("overrides", {})}, stream=task["stream"],
+                                    budget=task["budget"], seed=task["seed"],
+                                    engine="hotnn" if method in _USES_ENGINE else None,
+                                    budget_option=method in ("hotnas", "flow-bo"))
     return dict(benchmark=task["benchmark"], label=task["label"], seed=task["seed"], budget=task["budget"],
                 optimum=bench.optimum, values=res.values, best_so_far=res.best_so_far,
-                seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
+                seconds=seconds, cpu_seconds=cpu,
                 timings=dict(getattr(opt, "timings", {})), stats=dict(getattr(opt, "stats", {}) or {}))
 
 
@@ -142,61 +116,41 @@ def curves_frame(trials_or_csv):
 
 
 def regret_matrix(trials: list[dict[str, Any]], label: str) -> tuple[list[int], np.ndarray]:
-    """Seeds and (n_seeds, budget) regret of one method (NaN past a run's end)."""
+    """Seeds and (n_seeds, budget) regret of one method (a run that stopped early keeps its last regret)."""
     ts = sorted((t for t in trials if t["label"] == label), key=lambda t: t["seed"])
-    L = max(len(t["best_so_far"]) for t in ts)
-    M = np.full((len(ts), L), np.nan)
-    for i, t in enumerate(ts):
-        r = t["optimum"] - np.asarray(t["best_so_far"], float)
-        M[i, :len(r)] = r
-        M[i, len(r):] = r[-1] if len(r) else np.nan  # a run that stopped early keeps its last regret
-    return [t["seed"] for t in ts], M
+    return [t["seed"] for t in ts], curve_matrix([t["optimum"] - np.asarray(t["best_so_far"], float) for t in ts])
+
+
+def _summary(trials: list[dict[str, Any]], checkpoints, reference: str | None = None) -> dict[str, dict[str, Any]]:
+    """:func:`experiments.studies.common.summarise` of every method's regret (mean ± s.e.; paired with the
+    reference on the seeds both ran: ``regret_ref - regret_other``)."""
+    mats = {lb: regret_matrix(trials, lb) for lb in dict.fromkeys(t["label"] for t in trials)}
+    return summarise({lb: M for lb, (_, M) in mats.items()}, checkpoints, spread="se", reference=reference,
+                     seeds={lb: s for lb, (s, _) in mats.items()}, difference="reference-label", min_pairs=2)
 
 
 def summary_table(trials: list[dict[str, Any]], checkpoints=CHECKPOINTS) -> str:
-    labels = list(dict.fromkeys(t["label"] for t in trials))
     qs = [q for q in checkpoints if q <= max(len(t["best_so_far"]) for t in trials)]
     lines = ["| method | n | " + " | ".join(f"@{q}" for q in qs) + " | best found | CPU s / seed |",
              "|---|---|" + "---|" * len(qs) + "---|---|"]
-    for lb in labels:
-        seeds, M = regret_matrix(trials, lb)
-        n = len(seeds)
-        cells = []
-        for q in qs:
-            if q > M.shape[1]:  # a shorter budget: no value at this checkpoint
-                cells.append("—")
-                continue
-            col = M[:, q - 1]
-            se = col.std(ddof=1) / np.sqrt(n) if n > 1 else float("nan")
-            cells.append(f"{col.mean():.3f} ± {se:.3f}")
-        found = float(np.mean(M[:, -1] <= 1e-9))
+    for lb, s in _summary(trials, qs).items():
+        cells = [f"{s['at'][q][0]:.3f} ± {s['at'][q][1]:.3f}" if q in s["at"] else "—" for q in qs]
         cpu = np.mean([t["cpu_seconds"] for t in trials if t["label"] == lb])
-        lines.append(f"| {lb} | {n} | " + " | ".join(cells) + f" | {100 * found:.0f} % @{M.shape[1]} | {cpu:.1f} |")
+        length = max(len(t["best_so_far"]) for t in trials if t["label"] == lb)
+        lines.append(f"| {lb} | {s['n']} | " + " | ".join(cells)
+                     + f" | {100 * s['found']:.0f} % @{length} | {cpu:.1f} |")
     return "\n".join(lines)
 
 
 def paired_table(trials: list[dict[str, Any]], reference: str, checkpoints=CHECKPOINTS) -> str:
     """mean(regret_ref - regret_other) ± s.e. over the seeds both methods ran, per checkpoint."""
-    ref_seeds, R = regret_matrix(trials, reference)
-    qs = [q for q in checkpoints if q <= R.shape[1]]
+    qs = [q for q in checkpoints if q <= regret_matrix(trials, reference)[1].shape[1]]
     lines = [f"| {reference} minus | " + " | ".join(f"@{q}" for q in qs) + " |", "|---|" + "---|" * len(qs)]
-    for lb in dict.fromkeys(t["label"] for t in trials):
-        if lb == reference:
+    for lb, s in _summary(trials, qs, reference).items():
+        if lb == reference or "paired" not in s:
             continue
-        seeds, M = regret_matrix(trials, lb)
-        common = sorted(set(seeds) & set(ref_seeds))
-        if len(common) < 2:
-            continue
-        a = R[[ref_seeds.index(s) for s in common]]
-        b = M[[seeds.index(s) for s in common]]
-        cells = []
-        for q in qs:
-            if q > a.shape[1] or q > b.shape[1]:
-                cells.append("—")
-                continue
-            d = a[:, q - 1] - b[:, q - 1]
-            cells.append(f"{d.mean():+.3f} ± {d.std(ddof=1) / np.sqrt(len(d)):.3f}")
-        lines.append(f"| {lb} (n={len(common)}) | " + " | ".join(cells) + " |")
+        cells = [f"{s['paired'][q][0]:+.3f} ± {s['paired'][q][1]:.3f}" if q in s["paired"] else "—" for q in qs]
+        lines.append(f"| {lb} (n={s['n_pairs']}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -249,23 +203,21 @@ def aggregate(out: Path, reference: str | None = None, extra: list[str] | None =
     return md
 
 
-def main(argv: list[str] | None = None) -> str:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parser():
+    """The study's command line (its keys are also those of a ``--config`` TOML)."""
+    ap = study_parser(__doc__, "2 seeds, 30 queries, cheap methods", config=None, workers=1, seeds=20, first_seed=0,
+                      budget=200, seed=0, out="results/compare_tabular", aggregate=False)
     ap.add_argument("--benchmark", default="nb201", help="nb201 | darts-725 | nb101-500 (any registered table)")
     ap.add_argument("--methods", nargs="+", default=["flow-bo", "flow", "hotnas", "optuna-tpe", "optuna-gp",
                                                      "evolution", "random"], choices=sorted(METHODS))
-    ap.add_argument("--seeds", type=int, default=20)
-    ap.add_argument("--first-seed", type=int, default=0, help="first trial index (to split a study)")
-    ap.add_argument("--budget", type=int, default=200)
-    ap.add_argument("--seed", type=int, default=0, help="root seed (0: reported; 1: tuning)")
-    ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--overrides", default="{}", help="JSON option overrides for every method")
     ap.add_argument("--reference", default=None, help="method of the paired-difference table (default: first)")
-    ap.add_argument("--aggregate", action="store_true", help="only rebuild the outputs from trials.jsonl")
     ap.add_argument("--merge", nargs="*", default=[], help="further study folders whose trials join the outputs")
-    ap.add_argument("--smoke", action="store_true", help="2 seeds, 30 queries, cheap methods")
-    ap.add_argument("--out", default="results/compare_tabular")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> str:
+    args = parse_study_args(parser(), argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.smoke:
@@ -278,12 +230,7 @@ def main(argv: list[str] | None = None) -> str:
                       overrides=overrides) for i in range(args.first_seed, args.first_seed + args.seeds)
                  for m in args.methods if (m, i, args.budget, args.benchmark) not in done]
         with open(out / "trials.jsonl", "a") as fh:
-            if args.workers == 1:  # one at a time, each written as soon as it is done
-                results = (run_trial(t) for t in tasks)
-            else:
-                ex = make_executor("process", args.workers)
-                results = (f.result() for f in [ex.submit(run_trial, t) for t in tasks])
-            for r in results:
+            for r in run_tasks(run_trial, tasks, args.workers):  # each written as soon as it is in
                 fh.write(json.dumps(r, default=float) + "\n")
                 fh.flush()
                 print(f"{r['label']:>12} seed {r['seed']:2d}: regret {r['optimum'] - r['best_so_far'][-1]:.3f} "

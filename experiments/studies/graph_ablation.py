@@ -5,7 +5,8 @@
     python -m experiments.studies.graph_ablation --config experiments/configs/studies/graph_ablation.toml --workers 2
 
 The tabular flow (settings pinned in the config: N = 20, glauber, T 0.3 -> 0.03, dt 1, birth-death 1 —
-the flow's defaults when this study was written) runs on a prebuilt graph
+the flow's defaults when this study was written; without ``--config`` it runs the flow's current defaults,
+read from the optimiser) on a prebuilt graph
 (:class:`hotnas.graph_builders.FixedGraph`, passed as ``graph=``) in every combination of
 
 * **graph** — ``mutations``: the mutation graph (NB201: the 24 single-edge changes; on a table, which
@@ -45,13 +46,13 @@ import json
 import math
 import multiprocessing as mp
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from experiments.studies.common import study_parser, write_study
+from experiments.studies.common import load_config as load_study_config
+from experiments.studies.common import optimiser_defaults, study_parser, summarise, worker_cache, write_study
 
 DEFAULTS: dict[str, Any] = dict(
     spaces=["nb201", "darts", "nb101"], budget=200, checkpoints=[50, 100, 200],
@@ -59,7 +60,7 @@ DEFAULTS: dict[str, Any] = dict(
     select_on="nb201", select_at=100, table_weights=["uniform", "hotnn", "hotnn-distinct", "hotnn-l0.1"],
     graphs=["mutations", "knn", "union"], weights=["uniform", "hamming", "tw", "otmann", "hotnn", "hotnn-distinct"],
     betas=[-3.0, -1.0, 1.0, 3.0], betas_wide=[-1.0, 1.0], k_knn=8, k_table=8, cand_table=64, legacy_lengthscale=0.1,
-    flow=dict(n_particles=20, law="glauber", temperature=[0.3, 0.03], dt=1.0, birth_death=1.0),
+    flow=optimiser_defaults("flow", "n_particles", "law", "temperature", "dt", "birth_death"),
 )
 SMOKE: dict[str, Any] = dict(spaces=["smoke"], budget=40, checkpoints=[25, 40], select_seeds=3, report_seeds=3,
                              select_on="smoke", select_at=25, weights=["uniform", "hotnn", "hotnn-distinct"], betas=[-1.0, 1.0],
@@ -67,7 +68,7 @@ SMOKE: dict[str, Any] = dict(spaces=["smoke"], budget=40, checkpoints=[25, 40], 
                              k_knn=4, k_table=4, cand_table=20)
 METHODS = ("hamming", "tw", "otmann", "hotnn")
 
-_W: dict[str, Any] = {}  # per-process state (prepared spaces, graphs), inherited by forked workers
+_W: dict[str, Any] = {}  # the study's state (config, prepared spaces), set before the workers fork
 
 
 # ------------------------------------------------------------------------------------------ spaces
@@ -254,11 +255,9 @@ def _task(args: tuple) -> tuple:
     space, graph, weights, beta, root, k = args
     P = _W["prepared"][space]
     key = (space, graph, weights, beta)
-    graphs = _W.setdefault("graphs", {})
-    if key not in graphs:
-        graphs[key] = make_graph(P, graph, weights, beta, _W["cfg"])
+    G = worker_cache(("graph", *key), lambda: make_graph(P, graph, weights, beta, _W["cfg"]))
     stream = np.random.SeedSequence(root).spawn(k + 1)[k]
-    return args, run_flow(P, graphs[key], stream, _W["cfg"])
+    return args, run_flow(P, G, stream, _W["cfg"])
 
 
 def run_tasks(tasks: list[tuple], workers: int, store: Path | None = None) -> dict[tuple, np.ndarray]:
@@ -322,15 +321,12 @@ def settings(cfg: dict[str, Any]) -> list[tuple[str, str, float]]:
     return out
 
 
-def summarise(curves: np.ndarray, base: np.ndarray, checkpoints: list[int]) -> dict[str, Any]:
-    """Mean ± s.e. regret at checkpoints, found fraction, paired difference to ``base`` (same seeds)."""
-    n = len(curves)
-    out: dict[str, Any] = {"n": n, "found": float(np.mean(curves[:, -1] <= 1e-9))}
-    for c in sorted(set(checkpoints)):
-        r = curves[:, c - 1]
-        dlt = r - base[:, c - 1]
-        out[f"@{c}"] = (float(r.mean()), float(r.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"))
-        out[f"d@{c}"] = (float(dlt.mean()), float(dlt.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"))
+def _entry(s: dict[str, Any]) -> dict[str, Any]:
+    """One row of the report from :func:`experiments.studies.common.summarise`: n, found, ``@c`` (mean, s.e.)
+    and ``d@c`` (paired difference to the uniform mutation graph, mean and s.e.) per checkpoint."""
+    out: dict[str, Any] = {"n": s["n"], "found": s["found"]}
+    for c in sorted(s["at"]):
+        out[f"@{c}"], out[f"d@{c}"] = s["at"][c], s["paired"][c]
     return out
 
 
@@ -386,15 +382,9 @@ def plot(report: dict[str, dict[str, dict[str, Any]]], path: Path, at: int) -> N
 
 # ------------------------------------------------------------------------------------------ main
 def load_config(path: str | None, smoke: bool) -> dict[str, Any]:
-    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
-    if path is not None:
-        with open(path, "rb") as fh:
-            user = tomllib.load(fh)
-        unknown = set(user) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"{path}: unknown keys {sorted(unknown)}; expected some of {sorted(DEFAULTS)}")
-        for k, v in user.items():
-            cfg[k] = {**cfg[k], **v} if isinstance(cfg[k], dict) else v
+    """The study's settings: :data:`DEFAULTS`, updated by the TOML at ``path`` and by :data:`SMOKE`."""
+    cfg = load_study_config(path, DEFAULTS) if path is not None else \
+        {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
     if smoke:
         cfg.update(SMOKE)
     bad = set(cfg["weights"]) - {"uniform", "hotnn-distinct", *METHODS}
@@ -406,10 +396,8 @@ def load_config(path: str | None, smoke: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = study_parser(__doc__, "an 80-cell NB201 pool, budget 40, 3 seeds (about 20 s)")
-    ap.add_argument("--config", default=None, help="TOML overriding the study's settings (keys of DEFAULTS)")
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--out", default="results/graph_ablation")
+    ap = study_parser(__doc__, "an 80-cell NB201 pool, budget 40, 3 seeds (about 20 s)", config=None, workers=1,
+                      out="results/graph_ablation")
     ap.add_argument("--spaces", nargs="*", default=None, help="subset of the config's spaces")
     ap.add_argument("--report-spaces", nargs="*", default=None,
                     help="run the report phase only for these spaces (stored runs; no tables written)")
@@ -463,8 +451,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         curves = {(g, w, b): np.stack([rep[(s, *same.get((s, g, w, b), (g, w, b)), cfg["report_root"], k)]
                                        for k in range(n_rep[s])])
                   for g, w, b in per_space[s]}
-        base = curves[("mutations", "uniform", 0.0)]
-        report[s] = {_label(g, w, b): summarise(c, base, [*cfg["checkpoints"], at]) for (g, w, b), c in curves.items()}
+        summary = summarise({_label(g, w, b): c for (g, w, b), c in curves.items()}, [*cfg["checkpoints"], at],
+                            spread="se", reference=_label("mutations", "uniform", 0.0))
+        report[s] = {label: _entry(e) for label, e in summary.items()}
         md += [report_table(s, report[s], cfg["checkpoints"], stats[s], at), ""]
         deg = [_label(g, w, b) for (sp_, g, w, b) in same if sp_ == s]
         if deg:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from experiments.plots import pyplot, save_figure
-from experiments.studies.common import keep_torch_threads, study_parser, write_study
+from experiments.studies.common import describe, keep_torch_threads, parse_study_args, study_parser, write_study
 
 MODES = ("fresh", "carry", "transfer")
 COLOURS = {"fresh": "tab:gray", "carry": "tab:blue", "transfer": "tab:red"}
@@ -67,13 +67,6 @@ def run_one(mode: str, seed: int, args: argparse.Namespace, data) -> dict[str, A
                 curve=[(h["epochs"], float(np.mean([p[2] for p in h["particles"]]))) for h in res.history])
 
 
-def _stat(values: list) -> tuple[float, float, int]:
-    v = np.array([x for x in values if x is not None], dtype=float)
-    if v.size == 0:
-        return float("nan"), float("nan"), 0
-    return float(v.mean()), float(v.std()), int(v.size)
-
-
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for mode in MODES:
@@ -83,7 +76,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         e: dict[str, Any] = {"n": len(rows)}
         for key in ("test_acc", "val_acc", "val_loss_after_jump", "val_loss_jump_increase", "final_particle_val_acc",
                     "final_particle_val_loss", "flow_epochs", "seconds", "steps", "distance_ratio"):
-            m, s, k = _stat([r[key] for r in rows])
+            m, s, k = describe([r[key] for r in rows])
             e[f"{key}_mean"], e[f"{key}_std"], e[f"{key}_n"] = m, s, k
         e["accept_rate"] = float(sum(r["n_accepted"] for r in rows) / max(1, sum(r["n_proposed"] for r in rows)))
         e["n_accepted"] = int(sum(r["n_accepted"] for r in rows))
@@ -146,8 +139,8 @@ def plot(summary: dict[str, Any], runs: list[dict[str, Any]], path: Path) -> Non
 
 
 def _main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = study_parser(__doc__, "2 seeds, 2 particles, a tiny budget: checks the pipeline")
-    ap.add_argument("--seeds", type=int, default=3)
+    ap = study_parser(__doc__, "2 seeds, 2 particles, a tiny budget: checks the pipeline", config=None, seeds=3,
+                      out="results/independent_flow")
     ap.add_argument("--epochs", type=float, default=40.0, help="accounted training epochs of the flow phase")
     ap.add_argument("--steps", type=int, default=0,
                     help="if > 0: the same number of flow steps for every mode instead of the same --epochs "
@@ -164,8 +157,7 @@ def _main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--n-final", type=int, default=2)
     ap.add_argument("--retrain-epochs", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default="results/independent_flow")
-    args = ap.parse_args(argv)
+    args = parse_study_args(ap, argv)
     if args.smoke:
         args.seeds, args.epochs, args.particles, args.jump_every = min(args.seeds, 2), 2.0, 2, 2
         args.transfer_steps, args.probe, args.eval_every, args.n_final, args.retrain_epochs = 2, 32, 4, 1, 1

@@ -21,7 +21,6 @@ and reads the values from the benchmark named by ``--table SPACE=BENCHMARK``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 import warnings
@@ -29,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
+
+from experiments.studies.common import parse_study_args, study_parser
 
 METHODS = ("hotnn", "otmann", "tw", "hamming")
 SPACES = ("darts", "nb101", "nb201")
@@ -175,8 +176,8 @@ def table(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--smoke", action="store_true", help="tiny pools, 2 splits: seconds")
+    ap = study_parser(__doc__.split("\n")[0], "tiny pools, 2 splits: seconds", config=None, seed=0,
+                      out=str(ROOT / "results" / "kernel_quality"))
     ap.add_argument("--spaces", nargs="+", default=list(SPACES),
                     help=f"registered spaces (default {' '.join(SPACES)}); one without a shipped table needs --table")
     ap.add_argument("--plugin", action="append", default=[], help="import a plugin first (module or .py path)")
@@ -187,15 +188,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n-test", type=int, default=100)
     ap.add_argument("--pool", type=int, default=300, help="architectures drawn per space (train + test come from it)")
     ap.add_argument("--splits", type=int, default=10)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--n-restarts", type=int, default=1, help="random ML-II restarts of each GP fit (besides its default start)")
     ap.add_argument("--psd", nargs="+", default=["cap"], choices=["cap", "clip", "jitter", "raise"],
                     help="DistanceGP PSD policies (several: each on the same pools and splits); 'cap' keeps ML-II "
                          "to PSD length-scales (was 'clip' before 2026-11-23)")
     ap.add_argument("--data", default=None, help="folder of your own copies of the tables (default: the shipped ones)")
-    ap.add_argument("--out", default=str(ROOT / "results" / "kernel_quality"))
-    args = ap.parse_args(argv)
+    args = parse_study_args(ap, argv)
     if args.plugin:
         from experiments.config import import_plugins
 

@@ -23,7 +23,6 @@ the label-only particles (N of them, all starting at node 0).
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -31,6 +30,9 @@ import numpy as np
 
 from sdot.nas_rules import NASAGD, NASGD, QuadraticLadder, nasagd_mean_field, nasgd_mean_field, steps_to_reach
 from sdot.particles import ParticleState
+
+from experiments.plots import pyplot, save_figure
+from experiments.studies.common import parse_study_args, study_parser
 
 
 def mean_field_agreement(n_particles: int, n_steps: int, dt: float = 0.01, c: float = 3.0, c_p: float = 2.0,
@@ -100,12 +102,7 @@ def plateau_study(n_particles: int, slope: float, n_max: int, dt: float = 0.01, 
 
 
 def plot_plateau(res: dict, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = pyplot().subplots(figsize=(6.4, 3.6))
     for name, color in (("NASGD", "tab:blue"), ("NASAGD", "tab:red")):
         r = res[name]
         ax.plot(np.arange(r["traj"].size), r["traj"], color=color, lw=1.5, label=f"{name} particles")
@@ -119,18 +116,12 @@ def plot_plateau(res: dict, path: Path) -> Path:
     ax.set_title(f"plateau slope {res['slope']}, N = {res['N']}, dt = {res['dt']}, c = {res['c']}, c_p = {res['c_p']}",
                  fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--smoke", action="store_true")
-    ap.add_argument("--out", default="results/nas_ladder")
-    args = ap.parse_args(argv)
+    ap = study_parser(__doc__, "small ladders and particle counts: seconds", config=None, out="results/nas_ladder")
+    args = parse_study_args(ap, argv)
     out = Path(args.out)
     n_mf, steps_mf = (4000, 150) if args.smoke else (20_000, 1500)
     slope, n_max = (0.5, 6000) if args.smoke else (0.05, 50_000)

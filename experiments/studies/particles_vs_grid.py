@@ -18,7 +18,6 @@ particle cloud and the grid's conditional law (the tests ask for < 0.05).
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -28,6 +27,9 @@ from scipy.stats import norm, wasserstein_distance
 from sdot import DoubleWellPotential, QuadraticPotential, SemiDiscreteSpace
 from sdot.grid import Grid, GridSolver
 from sdot.particles import ParticleState, gibbs_node_masses, strang_step
+
+from experiments.plots import pyplot, save_figure
+from experiments.studies.common import parse_study_args, study_parser
 
 T = 0.5
 P0, M0, S0 = np.array([0.6, 0.3, 0.1]), 0.5, 0.6
@@ -64,11 +66,7 @@ def compare(name: str, law: str, n_particles: int, times: tuple[float, ...], dt:
 
 
 def plot(grid, rhos, clouds, n_particles: int, path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     times = list(rhos)
     x = grid.centers[:, 0]
     bins = np.linspace(grid.lower, grid.upper, 91)
@@ -87,11 +85,7 @@ def plot(grid, rhos, clouds, n_particles: int, path: Path, title: str) -> Path:
                 ax.set_xlabel("x")
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def stationary(n_particles: int, seed: int = 3) -> list[dict]:
@@ -112,11 +106,9 @@ def stationary(n_particles: int, seed: int = 3) -> list[dict]:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--smoke", action="store_true", help="N = 4,000, one problem, two times")
-    ap.add_argument("--out", default="results/particles_vs_grid")
+    ap = study_parser(__doc__, "N = 4,000, one problem, two times", config=None, out="results/particles_vs_grid")
     ap.add_argument("-n", "--particles", type=int, default=None)
-    args = ap.parse_args(argv)
+    args = parse_study_args(ap, argv)
     out = Path(args.out)
     n = args.particles or (4000 if args.smoke else 20_000)
     times = (0.5, 2.0) if args.smoke else (0.25, 0.5, 1.0, 2.0)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from experiments.rundir import RunDir, load_trial_results
+from experiments.studies.common import describe
 
 
 def _bench(run: RunDir):
@@ -56,11 +57,10 @@ def summarise(run_path: str | Path, fractions=(0.25, 0.5, 1.0)) -> dict[str, Any
         row = {}
         for f in fractions:
             q = max(1, round(f * budget))
-            vals = np.array([reg[q - 1] for _, reg in trials if len(reg) >= q])
-            n = len(vals)
-            row[str(f)] = {"query": q, "epochs": float(np.mean([c[q - 1] for c, _ in trials if len(c) >= q])) if n else None,
-                           "mean": float(vals.mean()) if n else None,
-                           "se": float(vals.std(ddof=1) / math.sqrt(n)) if n > 1 else None, "n": n}
+            mean, se, n = describe([reg[q - 1] for _, reg in trials if len(reg) >= q], "se")
+            epochs = float(np.mean([c[q - 1] for c, _ in trials if len(c) >= q])) if n else None
+            row[str(f)] = {"query": q, "epochs": epochs, "mean": mean if n else None, "se": se if n > 1 else None,
+                           "n": n}
         out["methods"][label] = row
     out["_curves"] = {k: [(c.tolist(), r.tolist()) for c, r in v] for k, v in per_method.items()}
     return out

@@ -1,8 +1,8 @@
 """Study (issue 8): how to initialise a network after an architecture jump — fresh vs carry-over vs
 carry-over + OT representation transfer — on the digits task.
 
-    python -m experiments.studies.transfer_jumps                  # 5 jump types x 8 seeds (about 2-3 minutes on 2 cores)
-    python -m experiments.studies.transfer_jumps --smoke          # 2 jump types x 2 seeds, short: checks the pipeline
+    python -m experiments.studies.transfer_jumps           # 5 jump types x 8 seeds (about 2-3 minutes on 2 cores)
+    python -m experiments.studies.transfer_jumps --smoke   # 2 jump types x 2 seeds, short: checks the pipeline
 
 Protocol, per seed and jump type a -> b:
 1. a random NB201 cell is drawn in which one edge carries ``a`` and that edge lies on a live path
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from experiments.plots import pyplot, save_figure
-from experiments.studies.common import keep_torch_threads, study_parser, write_study
+from experiments.studies.common import describe, keep_torch_threads, parse_study_args, study_parser, write_study
 
 JUMPS: tuple[tuple[str, str], ...] = (
     ("nor_conv_3x3", "nor_conv_1x1"),
@@ -115,10 +115,9 @@ def summarise(cases: list[dict[str, Any]], ks: list[int]) -> dict[str, Any]:
         for mode in MODES:
             entry[mode] = {}
             for k in [0, *ks]:
-                loss = np.array([c["modes"][mode]["val_loss"][k] for c in rows])
-                acc = np.array([c["modes"][mode]["val_acc"][k] for c in rows])
-                entry[mode][k] = dict(loss_mean=float(loss.mean()), loss_std=float(loss.std()),
-                                      acc_mean=float(acc.mean()), acc_std=float(acc.std()))
+                loss = describe([c["modes"][mode]["val_loss"][k] for c in rows])
+                acc = describe([c["modes"][mode]["val_acc"][k] for c in rows])
+                entry[mode][k] = dict(loss_mean=loss[0], loss_std=loss[1], acc_mean=acc[0], acc_std=acc[1])
             entry[mode]["init_seconds"] = float(np.mean([c["modes"][mode]["init_seconds"] for c in rows]))
         entry["wins"] = {
             f"{other}@{k}": int(sum(c["modes"]["transfer"]["val_loss"][k] < c["modes"][other]["val_loss"][k]
@@ -165,16 +164,15 @@ def plot(table: dict[str, Any], ks: list[int], path: Path) -> None:
 
 
 def _main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = study_parser(__doc__, "2 jump types, 2 seeds, short training: a quick check")
-    ap.add_argument("--seeds", type=int, default=8)
+    ap = study_parser(__doc__, "2 jump types, 2 seeds, short training: a quick check", config=None, seeds=8,
+                      out="runs/transfer_jumps")
     ap.add_argument("--ks", type=int, nargs="+", default=[10, 50], help="steps after the jump at which to read")
     ap.add_argument("--old-epochs", type=int, default=8, help="training of the old network before the jump")
     ap.add_argument("--transfer-steps", type=int, default=20)
     ap.add_argument("--probe", type=int, default=128, help="probe images for the transfer")
     ap.add_argument("--lr", type=float, default=0.01, help="Adam learning rate after the jump")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
-    ap.add_argument("--out", default="runs/transfer_jumps")
-    args = ap.parse_args(argv)
+    args = parse_study_args(ap, argv)
     jumps = JUMPS
     if args.smoke:
         jumps = JUMPS[:2]
