@@ -8,8 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import sdot.particles as P  # noqa: E402
+import sdot.particles.random as draws  # noqa: E402
 from sdot import QuadraticPotential, SemiDiscreteSpace  # noqa: E402
+from sdot.backend import is_torch  # noqa: E402
 from sdot.particles import ParticleState, jump_rates, langevin_step, strang_step  # noqa: E402
 
 
@@ -38,17 +39,17 @@ def replayed(monkeypatch):
     stream = {}
 
     def uniform(state, n):
-        if P.is_torch(state.x):
+        if is_torch(state.x):
             return torch.as_tensor(stream["r"].random(n), dtype=torch.float64, device=state.x.device)
         return state.rng.random(n)
 
     def normal(state, shape):
-        if P.is_torch(state.x):
+        if is_torch(state.x):
             return torch.as_tensor(stream["r"].standard_normal(shape), dtype=state.x.dtype, device=state.x.device)
         return state.rng.standard_normal(shape, dtype=state.x.dtype)
 
-    monkeypatch.setattr(P, "_uniform", uniform)
-    monkeypatch.setattr(P, "_normal", normal)
+    monkeypatch.setattr(draws, "uniform", uniform)  # every particle step draws through sdot.particles.random
+    monkeypatch.setattr(draws, "normal", normal)
     return stream
 
 
