@@ -167,6 +167,10 @@ def test_old_module_paths_are_the_new_objects():
     assert hotnas.candidates.CandidatePool is hotnas.bo.CandidatePool
     assert hotnas.optimisers.bo.DistanceCache is DistanceCache
     assert hotnas.optimisers.bo.TRANSFORMS is hotnas.bo.TRANSFORMS
+    assert hotnas.optimisers.bo.HotnasBO is hotnas.bo.HotnasBO
+    from hotnas.optimisers import OPTIMISERS
+
+    assert OPTIMISERS.load("hotnas") is hotnas.bo.HotnasBO
 
 
 def test_hotnas_bo_imports_alone_and_below_the_optimisers():
@@ -174,4 +178,12 @@ def test_hotnas_bo_imports_alone_and_below_the_optimisers():
     no optimiser, so it can never join an import cycle with them."""
     code = ("import sys, hotnas.bo.gp, hotnas.bo.knowledge_gradient, hotnas.distances.cache; "
             "bad = [m for m in sys.modules if m.startswith('hotnas.optimisers')]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("first", ["hotnas.bo.optimiser", "hotnas.optimisers.bo", "hotnas.optimisers"])
+def test_the_optimiser_imports_first_without_a_cycle(first):
+    """Whichever module a fresh process imports first, HOTNAS is registered and loads (no partial module)."""
+    code = (f"import {first}; from hotnas.optimisers import OPTIMISERS; from hotnas.bo import HotnasBO; "
+            "assert OPTIMISERS.load('hotnas') is HotnasBO")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -10,12 +10,16 @@
 * candidate generator — :mod:`hotnas.bo.candidates` (any ``CandidateGenerator``);
 * batches of q > 1 — :mod:`hotnas.bo.batch` (kriging believer).
 
-The optimiser loop that assembles them behind ask/tell is :class:`hotnas.optimisers.bo.HotnasBO`
-(``get_optimiser("hotnas", space)``); its distance cache is :class:`hotnas.distances.cache.DistanceCache`.
+The optimiser loop that assembles them behind ask/tell is :class:`hotnas.bo.optimiser.HotnasBO`
+(``get_optimiser("hotnas", space)``; ``hotnas.bo.HotnasBO`` loads it on first access, so importing the
+pieces loads no optimiser); its distance cache is :class:`hotnas.distances.cache.DistanceCache`.
 Importing this package registers every kernel and acquisition below.
 """
 
 from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 from .acquisition import (ACQUISITIONS, Acquisition, ConfidenceBound, ExpectedImprovement, expected_positive_part,
                           get_acquisition, normal_pdf, register_acquisition)
@@ -33,4 +37,10 @@ __all__ = ["ACQUISITIONS", "Acquisition", "ConfidenceBound", "ExpectedImprovemen
            "kg_envelope_batch", "kriging_believer", "CandidateGenerator", "CandidatePool", "PSD_POLICIES",
            "DistanceGP", "NotPSDError", "KERNELS", "Kernel", "LaplaceKernel", "RBFKernel", "get_kernel",
            "min_eigenvalue", "project_psd", "register_kernel", "Posterior", "gp_posterior", "register_named",
-           "TRANSFORMS", "copula", "get_transform", "identity"]
+           "TRANSFORMS", "copula", "get_transform", "identity", "HotnasBO"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HotnasBO":  # the optimiser sits above hotnas.optimisers.base: loaded on first use only
+        return import_module(".optimiser", __name__).HotnasBO
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,7 +22,8 @@ with ``r`` a registered correlation of the distance (:mod:`hotnas.bo.kernels`: `
              negative definite (HOTNN, OTMANN): with ``clip``, ML-II prefers length-scales where R is
              far from PSD (NB201 HOTNN, n = 200: lam_min ~ -0.3), and the clipped training block no
              longer matches the unprojected cross-covariances of ``predict`` -> negative posterior
-             variances floored at 0 and a distorted mean (measured in experiments/kernel_quality.py, 2026-11-23).
+             variances floored at 0 and a distorted mean (measured in
+             experiments/studies/kernel_quality.py, 2026-11-23).
 
 ML-II: ``(log sf2, log l, log sn2)`` maximise the log marginal likelihood
 
@@ -85,7 +86,7 @@ class DistanceGP:
     Args:
         kernel: registered kernel name (``"laplace"``, ``"rbf"``) or a :class:`~hotnas.bo.kernels.Kernel`.
         psd: ``"clip"`` (default) | ``"jitter"`` | ``"raise"`` | ``"cap"`` (module docstring). Measured
-            (``experiments/kernel_quality.py --psd cap clip``, NB201, DARTS and the gnn4 example, two
+            (``experiments/studies/kernel_quality.py --psd cap clip``, NB201, DARTS and the gnn4 example, two
             disjoint seed streams): with distances that are not negative definite (HOTNN, OTMANN)
             ``cap`` ranks held-out architectures better (higher Spearman in 17 of 24 cells, 5 ties where
             the cap does not bind) but its held-out NLL is erratic (lower median NLL in 13 of 24, with
