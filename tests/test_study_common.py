@@ -61,8 +61,14 @@ def test_optimiser_defaults_come_from_the_optimiser():
     got = optimiser_defaults("flow", "n_particles", "temperature", "law")
     assert list(got) == ["n_particles", "temperature", "law"]
     assert all(got[k] == sig[k].default for k in got)
-    with pytest.raises(KeyError, match="no default for 'space'"):
-        optimiser_defaults("flow", "space")
+    with pytest.raises(KeyError, match="no default for \\['seed'\\]"):
+        optimiser_defaults("flow", "seed")
+    hot = optimiser_defaults("hotnas", "n_init", "pool_size")
+    params = inspect.signature(OPTIMISERS["hotnas"].__init__).parameters
+    assert hot == {k: params[k].default for k in hot}
+    from hotnas.flows import defaults
+
+    assert optimiser_defaults("independent", "jump_dt") == {"jump_dt": defaults("independent")["jump_dt"]}
 
 
 def test_study_parser_flags_and_config(tmp_path):

@@ -79,8 +79,10 @@ TABULAR_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
 
 # trainable part: the query methods' HOTNAS settings for a budget of about a dozen queries
 HOTNAS_TRAINABLE: dict[str, Any] = dict(HOTNAS_DEFAULTS, n_init=4, pool_size=40, top_k=4, n_random=8, refit_every=2)
-TRAINABLE_FLOW: dict[str, Any] = dict(n_particles=8, lr=1.0, law="glauber", temperature=(0.3, 0.03), jump_every=3,
-                                      jump_dt=1.0, birth_death=0.2, eval_every=10, distance="hotnn", lengthscale=0.1)
+# the trainable flow at its defaults but for three study choices
+TRAINABLE_FLOW: dict[str, Any] = dict(
+    optimiser_defaults("trainable", "n_particles", "lr", "law", "temperature", "jump_dt", "distance", "lengthscale"),
+    jump_every=3, birth_death=0.2, eval_every=10)
 TRAINABLE_FLOW_ACCEL: dict[str, Any] = dict(TRAINABLE_FLOW, momentum=0.9, lr=0.3)
 
 

@@ -100,21 +100,23 @@ def parse_study_args(ap: argparse.ArgumentParser, argv: list[str] | None = None)
 
 # ------------------------------------------------------------------------------------------ optimisers' settings
 def optimiser_defaults(name: str, *keys: str) -> dict[str, Any]:
-    """The default values of ``keys`` (in that order) of the registered optimiser ``name``, read from
+    """The default values of ``keys`` (in that order) of the flow ``name`` (:func:`hotnas.flows.defaults`:
+    ``flow``, ``trainable``, ``independent``, ...) or else of the registered optimiser ``name``, read from
     its constructor's signature: a study that runs "the flow at its defaults" names them, it does not
-    write them again. A key the optimiser does not take, or takes without a default, is an error."""
-    from hotnas.optimisers import OPTIMISERS
+    write them again. A key it does not take, or takes without a default, is an error."""
+    from hotnas import flows
 
-    cls = OPTIMISERS[name]
-    params = inspect.signature(cls.__init__ if inspect.isclass(cls) else cls).parameters
-    out = {}
-    for k in keys:
-        p = params.get(k)
-        if p is None or p.default is inspect.Parameter.empty:
-            raise KeyError(f"optimiser {name!r} has no default for {k!r}; its defaults: "
-                           f"{[q for q, v in params.items() if v.default is not inspect.Parameter.empty]}")
-        out[k] = p.default
-    return out
+    if name in flows.FLOWS:
+        known = flows.defaults(name)
+    else:
+        from hotnas.optimisers import OPTIMISERS
+
+        params = inspect.signature(OPTIMISERS[name].__init__).parameters
+        known = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    missing = [k for k in keys if k not in known]
+    if missing:
+        raise KeyError(f"{name!r} has no default for {missing}; its defaults: {sorted(known)}")
+    return {k: known[k] for k in keys}
 
 
 # ------------------------------------------------------------------------------------------ per-worker caches

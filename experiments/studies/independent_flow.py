@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from experiments.plots import pyplot, save_figure
-from experiments.studies.common import describe, keep_torch_threads, parse_study_args, study_parser, write_study
+from experiments.studies.common import (describe, keep_torch_threads, optimiser_defaults, parse_study_args,
+                                        study_parser, write_study)
 
 MODES = ("fresh", "carry", "transfer")
 COLOURS = {"fresh": "tab:gray", "carry": "tab:blue", "transfer": "tab:red"}
@@ -145,15 +146,17 @@ def _main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--steps", type=int, default=0,
                     help="if > 0: the same number of flow steps for every mode instead of the same --epochs "
                          "(the transfer mode then spends more compute)")
-    ap.add_argument("--particles", type=int, default=4)
-    ap.add_argument("--law", default="glauber")
-    ap.add_argument("--temperature", type=float, nargs="+", default=[0.3, 0.03], help="T or T0 T1")
-    ap.add_argument("--jump-dt", type=float, default=0.05)
-    ap.add_argument("--jump-every", type=int, default=10)
-    ap.add_argument("--lr", type=float, default=0.01, help="Adam learning rate of the particles")
+    flow = optimiser_defaults("independent", "n_particles", "law", "temperature", "jump_dt", "jump_every", "lr",
+                              "eval_every")  # the flow's own defaults, read from it
+    ap.add_argument("--particles", type=int, default=flow["n_particles"])
+    ap.add_argument("--law", default=flow["law"])
+    ap.add_argument("--temperature", type=float, nargs="+", default=list(flow["temperature"]), help="T or T0 T1")
+    ap.add_argument("--jump-dt", type=float, default=flow["jump_dt"])
+    ap.add_argument("--jump-every", type=int, default=flow["jump_every"])
+    ap.add_argument("--lr", type=float, default=flow["lr"], help="Adam learning rate of the particles")
     ap.add_argument("--transfer-steps", type=int, default=5)
     ap.add_argument("--probe", type=int, default=64, help="probe images of the OT transfer")
-    ap.add_argument("--eval-every", type=int, default=25)
+    ap.add_argument("--eval-every", type=int, default=flow["eval_every"])
     ap.add_argument("--n-final", type=int, default=2)
     ap.add_argument("--retrain-epochs", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
