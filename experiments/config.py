@@ -80,10 +80,9 @@ class ConfigError(ValueError):
 
 #: The packages whose import creates every registry of the library — each a :class:`sdot.registry.Registry`
 #: listed in :data:`sdot.registry.REGISTRIES` by its kind, which is all that is read here (live: a plugin's
-#: registrations show up once it is imported). ``sdot`` holds the rate laws, schedules (and solvers);
-#: ``hotnas.optimisers`` imports the BO pieces (kernels, acquisitions). An import error is a broken
-#: installation and propagates.
-REGISTRY_MODULES = ("sdot", "hotnas.spaces", "hotnas.distances", "hotnas.benchmarks", "hotnas.optimisers",
+#: registrations show up once it is imported). ``sdot`` holds the rate laws, schedules and solvers;
+#: ``hotnas.bo`` the kernels and acquisitions. An import error is a broken installation and propagates.
+REGISTRY_MODULES = ("sdot", "hotnas.spaces", "hotnas.distances", "hotnas.bo", "hotnas.benchmarks", "hotnas.optimisers",
                     "experiments.executors")
 
 #: Kinds shown first by ``sdot-nas list`` and checked in configs, in this order (then any other registry).
@@ -98,28 +97,13 @@ OPTION_REGISTRIES: dict[str, str] = {
 }
 
 
-def _grid_methods() -> Any:
-    """Until ``sdot`` registers its solvers (kind ``"solver"``): the grid solver's methods, ``sdot.grid.METHODS``,
-    as a private registry so that a name is checked the same way."""
-    from sdot.grid import METHODS
-    from sdot.registry import Registry
-
-    reg = Registry("solver", listed=False)
-    for name in METHODS:
-        reg.register(name, name)
-    return reg
-
-
 def _registry_object(kind: str) -> Any:
     """The live registry of ``kind`` (None when there is none)."""
     from sdot.registry import REGISTRIES
 
     for module in REGISTRY_MODULES:
         importlib.import_module(module)
-    reg = REGISTRIES.get(kind)
-    if reg is None and kind == "solver":
-        reg = _grid_methods()
-    return reg
+    return REGISTRIES.get(kind)
 
 
 def registries() -> dict[str, list[str]]:

@@ -230,8 +230,7 @@ def test_plugin_relative_to_config_registers_names_the_checks_then_accept(tmp_pa
 
 
 def test_every_kind_is_a_live_registry_found_where_it_is_created():
-    """No guessed locations: each module named is imported, each kind is a real sdot.registry.Registry
-    (the solver kind falls back to sdot.grid.METHODS until sdot registers its solvers)."""
+    """No guessed locations: each module named is imported, each kind is a real sdot.registry.Registry."""
     import importlib
 
     from experiments.config import KINDS, REGISTRY_MODULES, _registry_object
@@ -241,11 +240,7 @@ def test_every_kind_is_a_live_registry_found_where_it_is_created():
         importlib.import_module(module)
     for kind in KINDS:
         reg = _registry_object(kind)
-        assert isinstance(reg, Registry) and len(reg), kind
-        if kind in REGISTRIES:
-            assert REGISTRIES[kind] is reg
-        else:
-            assert kind == "solver"
+        assert isinstance(reg, Registry) and len(reg) and REGISTRIES[kind] is reg, kind
 
 
 def test_unknown_names_get_the_registrys_did_you_mean_and_numbers_keep_their_toml_type():

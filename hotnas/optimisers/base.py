@@ -7,6 +7,10 @@
 ``tell(evals)`` feeds their evaluations back; ``recommend()`` is the optimiser's current answer
 (by default the best validation value seen). ``state_dict()``/``load_state_dict()`` capture the
 whole state, RNG included, so a checkpointed run resumes exactly.
+
+:func:`run_search` is the one trial loop of the project: a run directory (``experiments.rundir``) is the
+same call with :class:`SearchHooks` that log each evaluation and write checkpoints, and a
+:class:`SearchState` to resume from.
 """
 
 from __future__ import annotations
