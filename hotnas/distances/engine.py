@@ -29,10 +29,12 @@ Changing an option means a new engine (caches are per option setting).
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -47,6 +49,23 @@ __all__ = ["PairwiseDistances"]
 
 # state inherited by forked workers (set just before a pool is created)
 _WORKER: dict[str, Any] = {}
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the duration (restored after).
+
+    A large query allocates millions of small tuples and arrays, none in reference cycles; with the
+    collector on, each allocation burst triggers full collections that walk every cached object
+    (about a tenth of the CPU time on the NB201 graph).  Reference counting still frees everything.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _summarise_chunk(archs: list[str]) -> list[tuple[str, NetworkSummary | str, dict[str, CellFeatures]]]:
@@ -138,8 +157,9 @@ class PairwiseDistances:
         if len(archs_a) != len(archs_b):
             raise ValueError(f"pairs needs equal lengths, got {len(archs_a)} and {len(archs_b)}")
         t0 = time.perf_counter()
-        ca, cb = self._canonical(archs_a), self._canonical(archs_b)
-        keys = self._ensure(list(zip(ca, cb)))
+        with _gc_paused():
+            ca, cb = self._canonical(archs_a), self._canonical(archs_b)
+            keys = self._ensure(list(zip(ca, cb)))
         self.stats["seconds"] += time.perf_counter() - t0
         return np.array([self._dnet[k] if k is not None else 0.0 for k in keys], dtype=float)
 
@@ -153,7 +173,8 @@ class PairwiseDistances:
             todo = [(ca[i], ca[j]) for i, j in zip(*iu)]
         else:
             todo = [(x, y) for x in ca for y in cb]
-        keys = self._ensure(todo)
+        with _gc_paused():
+            keys = self._ensure(todo)
         vals = np.array([self._dnet[k] if k is not None else 0.0 for k in keys], dtype=float)
         if archs_b is None:
             D = np.zeros((len(ca), len(ca)))
@@ -189,7 +210,8 @@ class PairwiseDistances:
         canonical hashing, node features and information-flow costs), so that later calls only
         solve transport problems. Optional: every query prepares what it needs."""
         if self._batched is not None:
-            self._prepare(self._canonical(list(archs)))
+            with _gc_paused():
+                self._prepare(self._canonical(list(archs)))
 
     def cell_distances(self) -> dict[tuple[str, str], float]:
         """The cell-level cache (unordered hash pair -> d_cell)."""

@@ -1,6 +1,6 @@
 r"""Torch backend of the batched fused-GW conditional gradient (CPU or CUDA), and device checks.
 
-The same iteration as :func:`hotnas.distances.ifgw.fgw_cg_batch` — linearise, exact LP, exact line
+The same iteration as :func:`hotnas.distances.fgw_cg.fgw_cg_batch` — linearise, exact LP, exact line
 search on the quadratic segment, POT's stopping rule — with the batched tensor algebra (the
 products :math:`C_1 G C_2^\top`, gradients, line search, compaction of finished pairs) in torch on
 ``device``.  The exact LP of each pair is still POT's network simplex (or the assignment solver) on
@@ -72,21 +72,21 @@ def _torch_device(device: str | None):
 
 
 def _const_c(C1sq, C2sq, p, q):
-    """(C1^2 p) 1^T + 1 (q^T C2^2^T), as :func:`hotnas.distances.ifgw._const_c`."""
+    """(C1^2 p) 1^T + 1 (q^T C2^2^T), as :func:`hotnas.distances.fgw_cg._const_c`."""
     return C1sq @ p[:, :, None] + q[:, None, :] @ C2sq.transpose(1, 2)
 
 
 def fgw_cg_batch_torch(M: np.ndarray, C1: np.ndarray, C2: np.ndarray, p: np.ndarray, q: np.ndarray, alpha: float,
                        G0: np.ndarray, max_iter: int = 10000, tol_rel: float = 1e-9, tol_abs: float = 1e-9,
                        track: bool = False, assignment: bool = False, device: str | None = None) -> tuple[np.ndarray, ...]:
-    """:func:`hotnas.distances.ifgw.fgw_cg_batch` with the tensor algebra in torch float64 on ``device``.
+    """:func:`hotnas.distances.fgw_cg.fgw_cg_batch` with the tensor algebra in torch float64 on ``device``.
 
     Same arguments and returns (numpy arrays in, numpy arrays out).
     """
     import torch
     from scipy.optimize import linear_sum_assignment
 
-    from .ifgw import _lp_solver, _uniform, _unique_lp
+    from .fgw_cg import _lp_solver, _uniform, _unique_lp
 
     if assignment and (M.shape[1] != M.shape[2] or not _uniform(p) or not _uniform(q)):
         raise ValueError("assignment=True needs square problems with uniform masses")

@@ -51,6 +51,17 @@ from scipy.optimize import linear_sum_assignment
 from sdot.validation import finite, positive, positive_int
 
 from ..cells import Cell
+from .fgw_cg import (  # noqa: F401  (re-exported: the kernel lived here)
+    _EMD_MAX_ITER,
+    _const_c,
+    _lp_solver,
+    _uniform,
+    _unique_lp,
+    entropic_start,
+    fgw_cg_batch,
+    fgw_values,
+    round_plan,
+)
 from .features import (
     N_STRUCT,
     CellFeatures,
@@ -74,13 +85,11 @@ __all__ = [
     "ACCURATE_STARTS",
 ]
 
-_EMD_MAX_ITER = 100000
 #: the vertex starts only (the default): about 2-3x faster on the CPU than ACCURATE_STARTS
 FAST_STARTS = ("product", "product_t", "emd", "struct")
 #: the vertex starts plus two entropic starts: lower optima on a few % of pairs, 2-3x the CPU
 ACCURATE_STARTS = FAST_STARTS + ("entropic",)
 _START_KINDS = ("product", "emd", "struct", "entropic", "product_t", "emd_t", "struct_t", "entropic_t")
-_DEGENERACY_TOL = 1e-12
 
 
 @dataclass(frozen=True)
@@ -169,218 +178,11 @@ def features_cached(cell: Cell, options: FeatureOptions) -> CellFeatures:
 
 
 # ------------------------------------------------------------------------------------------------
-def _lp_solver():
-    """The exact OT entry point of :mod:`hotnas.distances.emd` (called directly in the CG loop)."""
-    from . import emd as emd_module
-
-    return emd_module._SOLVER or emd_module._resolve()
-
-
 def _emd(a: np.ndarray, b: np.ndarray, M: np.ndarray) -> np.ndarray:
     G, _cost, _u, _v, code = exact_ot(a, b, M, _EMD_MAX_ITER)
     if code != 1:  # 1 = OPTIMAL in POT's network simplex
         raise RuntimeError(f"exact OT solver failed (code {code}) on a {M.shape} problem")
     return G
-
-
-def fgw_cg_batch(
-    M: np.ndarray,
-    C1: np.ndarray,
-    C2: np.ndarray,
-    p: np.ndarray,
-    q: np.ndarray,
-    alpha: float,
-    G0: np.ndarray,
-    max_iter: int = 10000,
-    tol_rel: float = 1e-9,
-    tol_abs: float = 1e-9,
-    track: bool = False,
-    assignment: bool = False,
-) -> tuple[np.ndarray, ...]:
-    r"""Conditional gradient for B fused-GW problems of one shape, in lock step.
-
-    Minimises :math:`(1-\alpha)\langle M_b, T\rangle + \alpha \sum (C1_{b,ik} - C2_{b,jl})^2 T_{ij} T_{kl}`
-    over couplings of (p_b, q_b), from G0_b, exactly as POT's ``fused_gromov_wasserstein`` with
-    ``loss_fun='square_loss', symmetric=False, armijo=False`` (same linearisation, LP, line search
-    and stopping rule).
-
-    Args:
-        M: (B, n, m) feature costs; C1: (B, n, n); C2: (B, m, m); p: (B, n); q: (B, m); G0: (B, n, m).
-
-    Returns:
-        values (B,) — the objective recomputed at the final plans — and plans (B, n, m); with
-        ``track`` also a (B,) flag: some LP on the way may have had several optimal vertices
-        (more than n + m - 1 arcs with reduced cost <= 1e-12), so the run's path may depend on
-        tie-breaking.  Without the flag every LP had a unique optimum and the run is determined
-        by the problem alone (the transposed problem follows the transposed path).
-
-    ``assignment=True`` (only for n = m with uniform masses, where the LP optima include the
-    permutation matrices / n) solves each LP by scipy's ``linear_sum_assignment``: an exact
-    optimum too, but possibly another vertex than POT's network simplex picks among ties.
-    """
-    if assignment and (M.shape[1] != M.shape[2] or not _uniform(p) or not _uniform(q)):
-        raise ValueError("assignment=True needs square problems with uniform masses")
-    B, n, m = M.shape
-    G_out = np.array(G0, dtype=float, copy=True)
-    v_out = np.zeros(B)
-    if B == 0:
-        return v_out, G_out
-    C1o, C2o = C1, C2
-    # state of the pairs still running (compacted from time to time)
-    ids = np.arange(B)
-    G = G_out.copy()
-    Mlin = (1.0 - alpha) * M
-    C1 = np.ascontiguousarray(C1, dtype=float)
-    C2 = np.ascontiguousarray(C2, dtype=float)
-    C1T = np.ascontiguousarray(np.swapaxes(C1, 1, 2))
-    C2T = np.ascontiguousarray(np.swapaxes(C2, 1, 2))
-    C1sq, C2sq = C1 * C1, C2 * C2
-    # square loss: constC = f1(C1) p 1^T + 1 q^T f2(C2)^T (POT init_matrix), and the same for C^T.
-    # Every expression below follows POT's operation order, so that in exact ties of the LP the
-    # network simplex sees bit-identical costs and the run retraces POT's path.
-    constC = _const_c(C1sq, C2sq, p, q)
-    constCt = _const_c(np.swapaxes(C1sq, 1, 2), np.swapaxes(C2sq, 1, 2), p, q)
-    pp = np.ascontiguousarray(p, dtype=float)
-    qs = np.ascontiguousarray(q * p.sum(1)[:, None] / q.sum(1)[:, None])  # as ot.emd rescales b
-    hG = C1 @ G @ C2T  # C1 G C2^T
-    cost = (Mlin * G).sum((1, 2)) + alpha * ((constC - 2.0 * hG) * G).sum((1, 2))
-    running = np.ones(B, dtype=bool)
-    degen = np.zeros(B, dtype=bool)
-    degen_out = np.zeros(B, dtype=bool)
-    if track:
-        U, V = np.zeros((B, n)), np.zeros((B, m))
-    it = 0
-    while True:
-        it += 1
-        # gradient 0.5 (grad + grad of the transposed problem) = tens(G) + tens_t(G)
-        Mi = Mlin + alpha * (0.5 * (2.0 * (constC - 2.0 * hG) + 2.0 * (constCt - 2.0 * (C1T @ G @ C2))))
-        Gc = G.copy()
-        if assignment:
-            inv_n = 1.0 / n
-            for k in np.flatnonzero(running).tolist():
-                rows, cols = linear_sum_assignment(Mi[k])
-                Gk = np.zeros((n, m))
-                Gk[rows, cols] = inv_n
-                Gc[k] = Gk
-        if not assignment:
-            solve = _lp_solver()
-            for k in np.flatnonzero(running).tolist():
-                Gk, _c, uk, vk, code = solve(pp[k], qs[k], Mi[k], _EMD_MAX_ITER, 1)
-                if code != 1:
-                    raise RuntimeError(f"exact OT solver failed (code {code}) on a {Mi[k].shape} problem")
-                Gc[k] = Gk
-                if track:
-                    U[k] = uk
-                    V[k] = vk
-        if track:
-            chk = np.flatnonzero(running & ~degen)
-            if chk.size:
-                degen[chk] = ~_unique_lp(Mi[chk] - U[chk][:, :, None] - V[chk][:, None, :])
-        D = Gc - G
-        dD = C1 @ D @ C2T
-        a = -2.0 * alpha * (dD * D).sum((1, 2))
-        b = (Mlin * D).sum((1, 2)) - 2.0 * alpha * ((dD * G).sum((1, 2)) + (hG * D).sum((1, 2)))
-        # POT's solve_1d_linesearch_quad
-        pos = a > 0
-        step = np.where(pos, np.clip(-b / np.where(pos, 2.0 * a, 1.0), 0.0, 1.0), np.where(a + b < 0, 1.0, 0.0))
-        step[~running] = 0.0
-        new = cost + a * (step**2) + b * step
-        absd = np.abs(new - cost)
-        cost = np.where(running, new, cost)
-        G += step[:, None, None] * D
-        hG = C1 @ G @ C2T
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rel = absd / np.abs(new)
-        done = running & ((rel < tol_rel) | (absd < tol_abs))
-        if it >= max_iter:
-            done = running.copy()
-        running &= ~done
-        n_run = int(running.sum())
-        if n_run == 0:
-            break
-        if n_run <= 0.6 * running.size and running.size > 64:
-            # write finished pairs back and compact the state
-            fin = ~running
-            G_out[ids[fin]] = G[fin]
-            degen_out[ids[fin]] = degen[fin]
-            keep = running
-            ids, G, Mlin, C1, C2, C1T, C2T, constC, constCt, pp, qs, hG, cost, degen = (
-                x[keep] for x in (ids, G, Mlin, C1, C2, C1T, C2T, constC, constCt, pp, qs, hG, cost, degen)
-            )
-            if track:
-                U, V = U[keep], V[keep]
-            running = np.ones(ids.size, dtype=bool)
-    G_out[ids] = G
-    degen_out[ids] = degen
-    if track:
-        return fgw_values(M, C1o, C2o, p, q, alpha, G_out), G_out, degen_out
-    return fgw_values(M, C1o, C2o, p, q, alpha, G_out), G_out
-
-
-def _const_c(C1sq: np.ndarray, C2sq: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """(C1^2 p) 1^T + 1 (q^T C2^2^T), computed as POT's ``init_matrix`` does (same products)."""
-    # x 1^T and 1 y^T are exact copies of x and y, so broadcasting gives POT's bits without the products
-    c1 = C1sq @ p[:, :, None]  # (B, n, 1)
-    c2 = q[:, None, :] @ np.swapaxes(C2sq, 1, 2)  # (B, 1, m)
-    return c1 + c2
-
-
-def _uniform(p: np.ndarray) -> bool:
-    return bool(np.all(p == p[:, :1]))
-
-
-def _unique_lp(R: np.ndarray) -> np.ndarray:
-    """(B,) True where the LP with reduced costs R (from an optimal dual) has a unique optimal plan.
-
-    Every optimal plan lives on Z = {arcs with reduced cost <= 1e-12}; a transport plan on a forest
-    is determined by its marginals, so the optimum is unique when Z is a forest, i.e. when
-    |Z| = (n + m) - #components.  The usual case |Z| = n + m - 1 (the basis tree of the simplex
-    and nothing else) is a forest iff Z is connected: checked by propagating reachability from
-    row 0 with batched products; fewer arcs (rare) go through min-label propagation.
-    """
-    B, n, m = R.shape
-    Z = R <= _DEGENERACY_TOL
-    big = n + m
-    nz = Z.sum((1, 2))
-    out = np.zeros(B, dtype=bool)
-    tree = np.flatnonzero(nz == big - 1)
-    if tree.size:
-        Zf = Z[tree].astype(float)
-        r = np.zeros((tree.size, 1, n))
-        r[:, 0, 0] = 1.0
-        c = np.zeros((tree.size, m, 1))
-        for _ in range(n + m):
-            c2 = np.minimum(r @ Zf, 1.0)  # (b, 1, m): columns reached
-            r2 = np.minimum(Zf @ np.swapaxes(c2, 1, 2), 1.0)  # (b, n, 1): rows reached
-            r2 = np.maximum(np.swapaxes(r2, 1, 2), r)
-            if np.array_equal(r2, r) and np.array_equal(c2, np.swapaxes(c, 1, 2)):
-                break
-            r, c = r2, np.swapaxes(c2, 1, 2)
-        out[tree] = (r.sum((1, 2)) == n) & (c.sum((1, 2)) == m)
-    idx = np.flatnonzero(nz < big - 1)
-    if idx.size == 0:
-        return out
-    Z, nz, B = Z[idx], nz[idx], idx.size
-    lr = np.broadcast_to(np.arange(n, dtype=float), (B, n)).copy()
-    lc = np.broadcast_to(np.arange(n, n + m, dtype=float), (B, m)).copy()
-    for _ in range(n + m):
-        lr2 = np.minimum(lr, np.where(Z, lc[:, None, :], big).min(2))
-        lc2 = np.minimum(lc, np.where(Z, lr2[:, :, None], big).min(1))
-        if np.array_equal(lr2, lr) and np.array_equal(lc2, lc):
-            break
-        lr, lc = lr2, lc2
-    n_comp = (lr == np.arange(n)).sum(1) + (lc == np.arange(n, n + m)).sum(1)
-    out[idx] = nz == big - n_comp
-    return out
-
-
-def fgw_values(M, C1, C2, p, q, alpha: float, G: np.ndarray) -> np.ndarray:
-    """Batched FGW objective (1 - alpha) <M, G> + alpha sum (C1_ik - C2_jl)^2 G_ij G_kl, for plans G
-    with marginals p, q (the square loss expanded as POT's ``gwloss``)."""
-    C1sq, C2sq = C1 * C1, C2 * C2
-    constC = _const_c(C1sq, C2sq, p, q)
-    tens = constC - 2.0 * (C1 @ G @ np.swapaxes(C2, 1, 2))
-    return (1.0 - alpha) * (M * G).sum((1, 2)) + alpha * (tens * G).sum((1, 2))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -493,52 +295,6 @@ def _start_plans(M: np.ndarray, p: np.ndarray, q: np.ndarray, kind: str, assignm
     qs = q * p.sum(1)[:, None] / q.sum(1)[:, None]
     Mc = np.ascontiguousarray(M)
     return np.stack([_emd(p[k], qs[k], Mc[k]) for k in range(M.shape[0])])
-
-
-def entropic_start(M, C1, C2, p, q, alpha: float, epsilon: float = 0.05, iters: int = 20,
-                   sinkhorn_iters: int = 10) -> np.ndarray:
-    r"""A cheap entropic plan, batched: mirror descent on the FGW objective (POT's entropic FGW, solver "PGD").
-
-    .. math::
-
-        T_0 = p q^\top,\qquad T_{t+1} = \mathrm{Sinkhorn}_\varepsilon\big(p, q, \nabla F(T_t)\big),\qquad
-        \nabla F(T) = (1-\alpha) M + \alpha\,(L_{C_1,C_2} \otimes T + L_{C_1^\top, C_2^\top} \otimes T)
-
-    (the gradient CG linearises), each projection ``sinkhorn_iters`` scaling steps on
-    :math:`K = \exp(-(\nabla F - \min \nabla F)/\varepsilon)`, then rounded onto the exact marginals
-    (Altschuler, Weed, Rigollet 2017: scale rows and columns down, add the rank-one remainder) so
-    that it is a feasible start for conditional gradient.  Shapes: M (B, n, m), C1 (B, n, n),
-    C2 (B, m, m), p (B, n), q (B, m), epsilon a number or (B,) -> (B, n, m).  [engineering choice: a start, not a solver]
-    """
-    C2T, C1T = np.swapaxes(C2, 1, 2), np.swapaxes(C1, 1, 2)
-    constC = _const_c(C1 * C1, C2 * C2, p, q)
-    constCt = _const_c(C1T * C1T, C2T * C2T, p, q)
-    Mlin = (1.0 - alpha) * M
-    inv_eps = (1.0 / np.broadcast_to(np.asarray(epsilon, dtype=float), (M.shape[0],)))[:, None, None]
-    T = p[:, :, None] * q[:, None, :]
-    v = np.ones_like(q)
-    for _ in range(iters):
-        grad = Mlin + alpha * ((constC - 2.0 * (C1 @ T @ C2T)) + (constCt - 2.0 * (C1T @ T @ C2)))
-        grad -= grad.min((1, 2), keepdims=True)
-        # exponent capped at 700: K >= 1e-304 > 0 for any epsilon, so the scalings never divide by 0
-        K = np.exp(np.minimum(grad * inv_eps, 700.0) * -1.0)
-        # scaling iterations, warm-started from the previous projection's v (the kernels change
-        # little between mirror steps)
-        for _ in range(sinkhorn_iters):
-            u = p / np.einsum("bij,bj->bi", K, v)
-            v = q / np.einsum("bij,bi->bj", K, u)
-        T = u[:, :, None] * K * v[:, None, :]
-    return round_plan(T, p, q)
-
-
-def round_plan(T: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Batched rounding of nearly feasible plans (B, n, m) onto the couplings of (p, q) (Altschuler et al.)."""
-    T = T * np.minimum(p / np.maximum(T.sum(2), 1e-300), 1.0)[:, :, None]
-    T = T * np.minimum(q / np.maximum(T.sum(1), 1e-300), 1.0)[:, None, :]
-    ea, eb = p - T.sum(2), q - T.sum(1)
-    tot = ea.sum(1)
-    T = T + ea[:, :, None] * eb[:, None, :] / np.where(tot > 0, tot, 1.0)[:, None, None]
-    return T
 
 
 def _multistart(M, C1, C2, p, q, opt: IFGWOptions, Mst: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -277,3 +277,16 @@ def check_space(space: SearchSpace | type, n: int = 10, seed: int = 0, distances
             except Exception as exc:  # noqa: BLE001
                 rep.notes.append(f"distance {method!r} unavailable: {type(exc).__name__}: {exc}")
     return rep
+
+
+def parse_literal(arch: Any, what: str, expected: str) -> Any:
+    """``arch`` itself, or the Python literal the string ``arch`` spells; ValueError ``"<what> '...' is not
+    <expected>: <reason>"`` when it spells none."""
+    if not isinstance(arch, str):
+        return arch
+    import ast
+
+    try:
+        return ast.literal_eval(arch.strip())
+    except (ValueError, SyntaxError) as e:
+        raise ValueError(f"{what} {arch[:80]!r} is not {expected}: {e}") from None

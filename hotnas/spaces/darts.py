@@ -20,13 +20,12 @@ cells beyond that share a :attr:`hotnas.cells.Cell.canonical_hash`, which distan
 
 from __future__ import annotations
 
-import ast
 from functools import lru_cache
 
 import numpy as np
 
 from ..cells import OUTPUT, Cell, Network
-from .base import SearchSpace
+from .base import SearchSpace, parse_literal
 
 __all__ = ["DartsSpace", "OPS", "parse_genotype", "format_genotype", "genotype_cell"]
 
@@ -46,12 +45,7 @@ def parse_genotype(arch: str | list | tuple) -> Genotype:
         ValueError: naming the cell, node and pair at fault (syntax, cell count, pair count,
             unknown op id, an input that is not an earlier node, repeated inputs).
     """
-    g = arch
-    if isinstance(arch, str):
-        try:
-            g = ast.literal_eval(arch.strip())
-        except (ValueError, SyntaxError) as e:
-            raise ValueError(f"DARTS genotype {arch[:80]!r} is not a list literal: {e}") from None
+    g = parse_literal(arch, "DARTS genotype", "a list literal")
     if not isinstance(g, (list, tuple)) or len(g) != 2:
         n = len(g) if isinstance(g, (list, tuple)) else type(g).__name__
         raise ValueError(f"DARTS genotype must hold 2 cells (normal, reduction), got {n}")

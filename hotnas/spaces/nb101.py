@@ -15,13 +15,12 @@ only with ``strict=True``: some published spec files hold cells beyond them.  Ma
 
 from __future__ import annotations
 
-import ast
 from functools import lru_cache
 
 import numpy as np
 
 from ..cells import INPUT, OUTPUT, Cell, Network
-from .base import SearchSpace
+from .base import SearchSpace, parse_literal
 
 __all__ = ["NB101Space", "OPS", "OP_IDS", "parse_spec", "format_spec"]
 
@@ -40,12 +39,7 @@ def parse_spec(arch: str | tuple | list) -> tuple[np.ndarray, tuple[int, ...]]:
             entries other than 0/1, an edge at or below the diagonal (a cycle or self-loop),
             unknown op ids, input/output not first/last.
     """
-    t = arch
-    if isinstance(arch, str):
-        try:
-            t = ast.literal_eval(arch.strip())
-        except (ValueError, SyntaxError) as e:
-            raise ValueError(f"NB101 spec {arch[:80]!r} is not a tuple of integers: {e}") from None
+    t = parse_literal(arch, "NB101 spec", "a tuple of integers")
     if not isinstance(t, (list, tuple)) or not all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in t):
         raise ValueError(f"NB101 spec must be a sequence of integers, got {str(arch)[:80]!r}")
     L = len(t)
