@@ -1,8 +1,8 @@
-"""experiments.jko_studies --smoke: the three examples run, tables print, the figure is written."""
+"""experiments.studies.jko_studies --smoke: the three examples run, tables print, the figure is written."""
 
 import numpy as np
 
-from experiments import jko_studies
+from experiments.studies import jko_studies
 
 
 def test_jko_studies_smoke(tmp_path, capsys):
