@@ -1,4 +1,4 @@
-"""Conformance: every registered rate law, distance, optimiser, space and benchmark meets its contract.
+"""Conformance: every registered rate law, distance, optimiser, space, benchmark and solver meets its contract.
 
 The parameter lists are read from the live registries (with the example plugin loaded), so a new
 component is tested here as soon as it is registered — nothing is hard-coded.
@@ -19,6 +19,7 @@ from hotnas.distances import METHODS, distance
 from hotnas.optimisers import OPTIMISERS, get_optimiser, run_search
 from hotnas.spaces import SPACES, check_space, get_space
 from sdot.rates import RATE_LAWS
+from sdot.solvers import SOLVERS
 
 ROOT = Path(__file__).resolve().parents[1]
 import_plugins([str(ROOT / "examples" / "gnn_space" / "gnn_space.py")])  # the example registers gnn4
@@ -142,3 +143,43 @@ def test_benchmark(name, tmp_path):
         return
     ev = bench.query(arch)
     assert ev.arch == arch and np.isfinite(ev.value) and bench.n_queries == 1
+
+
+# ---- solvers: every registered sdot solver through the front door, against closed forms -------------------
+def _solver_problem(temperature: str):
+    """Two nodes, w = 1.2: at T = 0.5, f = (0, 0.5) and the Gibbs masses exp(-f / T) / Z; at T = 0 (a T = 0
+    rule), f = (0.5, 0) and all the mass ends on node 1, the lower one."""
+    from sdot import Problem, QuadraticPotential, SemiDiscreteSpace
+
+    T = 0.0 if temperature == "zero" else 0.5
+    f = [0.5, 0.0] if T == 0 else [0.0, 0.5]
+    problem = Problem(SemiDiscreteSpace.path(2, weight=1.2), QuadraticPotential(a=[1.0, 1.0], c=f), T=T)
+    target = np.array([0.0, 1.0]) if T == 0 else np.exp(-np.array(f) / T) / np.exp(-np.array(f) / T).sum()
+    return problem, target
+
+
+@pytest.mark.parametrize("name", SOLVERS.names())
+def test_solver(name):
+    """One step advances (t, n_steps) by (dt, 1) and keeps the node masses a probability vector; the long-time
+    node masses are the closed form (Gibbs at T > 0, the lowest node at T = 0) within round-off, or within
+    five standard errors for a stochastic solver (declared with ``stochastic=True``)."""
+    import sdot
+
+    meta = SOLVERS.meta(name)
+    problem, target = _solver_problem(meta.get("temperature", "positive"))
+    options = dict(meta.get("test_options", {}))
+    solver = sdot.make_solver(problem, name, dt=0.1, **options)
+    state = solver.init(np.array([0.5, 0.5]))
+    t0, n0 = state.t, state.n_steps
+    state = solver.step(state)
+    m = np.asarray(solver.node_masses(state), dtype=float)
+    assert state.t == pytest.approx(t0 + 0.1) and state.n_steps == n0 + 1
+    assert m.shape == (2,) and np.all(m >= 0) and m.sum() == pytest.approx(1.0, abs=1e-9)
+    traj = sdot.solve(problem, method=name, initial=np.array([0.5, 0.5]), t_final=20.0, tau=0.1, **options)
+    final = traj.series("m_g")[-1]
+    if meta.get("stochastic"):
+        n = options.get("n_particles", 10_000)
+        tol = 5 * np.sqrt(target * (1 - target) / n) + 1e-12
+    else:
+        tol = 1e-3
+    assert np.all(np.abs(final - target) <= tol), (final, target)
