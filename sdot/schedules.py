@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from .registry import Registry
+from .validation import positive
 
 __all__ = ["Schedule", "Constant", "Geometric", "Logarithmic", "FromCallable", "get_schedule", "SCHEDULES"]
 
@@ -62,8 +64,7 @@ class Geometric(Schedule):
     name = "geometric"
 
     def __post_init__(self):
-        if not (math.isfinite(self.T0) and self.T0 > 0):
-            raise ValueError(f"geometric schedule needs T0 > 0, got T0 = {self.T0!r}")
+        positive("geometric schedule T0", self.T0)
         if not (0 < self.q <= 1):
             raise ValueError(f"geometric schedule needs a ratio 0 < q <= 1, got q = {self.q!r}")
         _check_T(self.T_min, "geometric (T_min)")
@@ -131,6 +132,6 @@ def get_schedule(spec: Any, **params: Any) -> Schedule:
             raise ValueError(f"bad parameters {params} for schedule {spec!r}: {e}") from None
     if callable(spec):
         return FromCallable(spec)
-    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+    if isinstance(spec, numbers.Real) and not isinstance(spec, bool):  # numpy scalars too
         return Constant(float(spec))
     raise TypeError(f"cannot make a schedule from {spec!r}")

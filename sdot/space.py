@@ -14,6 +14,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from .validation import nonnegative_int
+
 __all__ = ["SemiDiscreteSpace"]
 
 
@@ -42,8 +44,7 @@ class SemiDiscreteSpace:
             raise ValueError(f"graph weights must be a square (K, K) matrix, got shape {W.shape}")
         if W.shape[0] < 1:
             raise ValueError("graph must have at least one node")
-        if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or dim < 0:
-            raise ValueError(f"dim must be a non-negative integer, got {dim!r}")
+        dim = nonnegative_int("dim", dim)
         W.eliminate_zeros()
         data = W.data
         if not np.all(np.isfinite(data)):
