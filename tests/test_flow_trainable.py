@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 
 import numpy as np
@@ -126,3 +125,14 @@ def test_unworkable_settings_are_refused():
         small(init=["|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"])
     with pytest.raises(ValueError, match="temperatures must be finite"):
         small(temperature=(1.0, -1.0))
+
+
+def test_zero_temperature_with_upwind_takes_only_downhill_jumps():
+    # the same rule as the independent flow (one FlowBase): T = 0 needs upwind, and birth-death needs T > 0
+    flow = small(law="upwind", temperature=0.0, jump_every=1, lr=1e-9)
+    flow.run(steps=4, benchmark=None)
+    assert flow.temperature() == 0.0 and flow.n_proposed == 16
+    with pytest.raises(ValueError, match="temperature=0"):
+        small(law="glauber", temperature=0.0)
+    with pytest.raises(ValueError, match="birth-death needs a temperature"):
+        small(law="upwind", temperature=0.0, birth_death=0.5)

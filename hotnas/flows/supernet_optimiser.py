@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from sdot.validation import check_positive
+
 from ..optimisers.base import Optimiser
 from ..spaces.base import SearchSpace
 
@@ -91,9 +93,7 @@ class SupernetFlowOptimiser(Optimiser):
 
         if name is not None:
             self.name = str(name)
-        if not isinstance(epochs_per_query, (int, float)) or isinstance(epochs_per_query, bool) \
-                or not math.isfinite(epochs_per_query) or epochs_per_query <= 0:
-            raise ValueError(f"epochs_per_query must be a finite number > 0, got {epochs_per_query!r}")
+        check_positive(epochs_per_query=epochs_per_query)
         if budget is not None and (not isinstance(budget, (int, np.integer)) or isinstance(budget, bool) or budget < 1):
             raise ValueError(f"budget must be a positive number of queries, got {budget!r}")
         if isinstance(temperature, (list, tuple)):

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from sdot.jump import propose_accept
+from sdot.validation import check_nonnegative, check_positive, one_of
 
 from ..acquisition import Acquisition, Posterior
 from ..graph import ArchitectureGraph
@@ -129,19 +130,14 @@ class FlowBO(HotnasBO):
                  max_candidates: int = 100, n_random: int = 10, select: str = "acquisition",
                  graph: ArchitectureGraph | None = None, device: str | None = None, **hotnas: Any):
         super().__init__(space, seed, n_random=n_random, **hotnas)  # device: unused (no torch), accepted for runners
-        if guide not in GUIDES:
-            raise ValueError(f"guide must be one of {GUIDES}, got {guide!r}")
-        if select not in SELECTS:
-            raise ValueError(f"select must be one of {SELECTS}, got {select!r}")
+        one_of("guide", guide, GUIDES)
+        one_of("select", select, SELECTS)
         for nm, v, lo in (("n_particles", n_particles, 1), ("inner_rounds", inner_rounds, 1),
                           ("max_candidates", max_candidates, 1)):
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo:
                 raise ValueError(f"{nm} must be an integer >= {lo}, got {v!r}")
-        for nm, v in (("temperature", temperature),):
-            if not np.isfinite(v) or v <= 0:
-                raise ValueError(f"{nm} must be a finite number > 0, got {v!r}")
-        if not np.isfinite(beta) or beta < 0:
-            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+        check_positive(temperature=temperature)
+        check_nonnegative(beta=beta)
         self.guide, self.select, self.beta = guide, select, float(beta)
         self.n_particles, self.inner_rounds = int(n_particles), int(inner_rounds)
         self.temperature, self.max_candidates, self.n_random = float(temperature), int(max_candidates), int(n_random)

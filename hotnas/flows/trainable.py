@@ -101,7 +101,8 @@ class TrainableFlow(FlowBase):
             ``v <- mu v - lr grad f (+ sqrt(2 lr T_x) xi)``, ``x <- x + v``, an explicit discretisation of
             damped Langevin dynamics (friction (1 - mu)/lr); velocities travel with the particle.
         law: rate law of the jumps; ``temperature``: architecture temperature T (constant, (T0, T1)
-            annealed geometrically over the run, or callable progress -> T), in loss units.
+            annealed geometrically over the run, or callable progress -> T), in loss units; 0 with
+            ``law="upwind"`` only (strictly downhill jumps), and then without birth-death.
         jump_dt, jump_every: jump time per jump step and steps between jump steps.
         birth_death: rate of the birth-death selection (0 = off).
         batch_size: minibatch shared by all particles in a step.
@@ -139,6 +140,9 @@ class TrainableFlow(FlowBase):
             raise ValueError(f"birth_death must be a finite rate >= 0, got {birth_death!r}")
         if birth_death > 0 and n_particles < 2:
             raise ValueError(f"birth-death needs at least 2 particles, got n_particles={n_particles}")
+        if birth_death > 0 and self._zero_T:
+            raise ValueError("birth-death needs a temperature T > 0 (it weighs particles by exp(-f/T)); "
+                             "got temperature=0")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
         if self.device.type != "cpu":
