@@ -55,8 +55,8 @@ def test_defaults_are_read_from_the_constructors():
         flows.defaults("flw")
 
 
-def test_the_supernet_optimiser_shares_the_trainable_flow_defaults():
-    # written twice (the optimiser lists them for its config signature); this keeps them equal
+def test_the_supernet_optimiser_takes_the_trainable_flow_defaults():
+    # written once, in TrainableFlow; the optimiser's signature refers to them (eval_every, device its own)
     t, s = flows.defaults("trainable"), flows.defaults("supernet-flow")
     shared = set(t) & set(s) - {"eval_every", "device"}
     assert shared and {k: t[k] for k in shared} == {k: tuple(s[k]) if isinstance(s[k], tuple) else s[k] for k in shared}

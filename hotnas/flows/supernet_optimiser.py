@@ -35,6 +35,7 @@ exactly from a data-only checkpoint. A diverging particle follows the flow's NaN
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -45,8 +46,12 @@ from sdot.validation import check_positive
 
 from ..optimisers.base import Optimiser
 from ..spaces.base import SearchSpace
+from .trainable import TrainableFlow
 
 __all__ = ["SupernetFlowOptimiser"]
+
+#: TrainableFlow's defaults: the flow options below default to them (written once, in TrainableFlow)
+_FLOW = {k: p.default for k, p in inspect.signature(TrainableFlow.__init__).parameters.items()}
 
 
 class SupernetFlowOptimiser(Optimiser):
@@ -61,7 +66,8 @@ class SupernetFlowOptimiser(Optimiser):
             ``digits-nb201`` training).
         n_particles, lr, lr_schedule, weight_decay, weight_temperature, momentum, law, temperature,
         jump_dt, jump_every, birth_death, batch_size, distance, lengthscale, eval_every, same_init,
-        nonfinite: as in :class:`~hotnas.flows.trainable.TrainableFlow` (``momentum > 0``: accelerated).
+        nonfinite: as in :class:`~hotnas.flows.trainable.TrainableFlow`, whose defaults they take (written
+            there only; ``momentum > 0``: accelerated); ``eval_every`` defaults to 10 here (25 there).
         channels, n_cells, reduce_after, data_seed: the supernet skeleton and the digits split (the
             ``digits-nb201`` protocol's by default).
         dataset, root, split_file: the data (:func:`hotnas.datasets.load_dataset`): ``"digits"`` or an image
@@ -75,21 +81,23 @@ class SupernetFlowOptimiser(Optimiser):
     name = "supernet-flow"
 
     def __init__(self, space: SearchSpace, seed: int | np.random.Generator | None = 0, *, budget: int | None = None,
-                 epochs_per_query: float = 4.0, n_particles: int = 8, lr: float = 1.0, lr_schedule: str = "cosine",
-                 weight_decay: float = 1e-4, weight_temperature: float = 0.0, momentum: float = 0.0,
-                 law: str = "glauber", temperature: float | Sequence[float] = (0.3, 0.03), jump_dt: float = 1.0,
-                 jump_every: int = 5, birth_death: float = 0.0, batch_size: int = 64, distance: str = "hotnn",
-                 lengthscale: float = 0.1, eval_every: int = 10, same_init: bool = False, nonfinite: str = "reset",
+                 epochs_per_query: float = 4.0, n_particles: int = _FLOW["n_particles"], lr: float = _FLOW["lr"],
+                 lr_schedule: str = _FLOW["lr_schedule"], weight_decay: float = _FLOW["weight_decay"],
+                 weight_temperature: float = _FLOW["weight_temperature"], momentum: float = _FLOW["momentum"],
+                 law: str = _FLOW["law"], temperature: float | Sequence[float] = _FLOW["temperature"],
+                 jump_dt: float = _FLOW["jump_dt"], jump_every: int = _FLOW["jump_every"],
+                 birth_death: float = _FLOW["birth_death"], batch_size: int = _FLOW["batch_size"],
+                 distance: str = _FLOW["distance"], lengthscale: float = _FLOW["lengthscale"], eval_every: int = 10,
+                 same_init: bool = _FLOW["same_init"], nonfinite: str = _FLOW["nonfinite"],
                  channels: int = 8, n_cells: int = 2, reduce_after: Sequence[int] = (0,), data_seed: int = 0,
                  dataset: str = "digits", root: str | None = None, split_file: str | None = None,
-                 device: str | None = "cpu", num_threads: int | None = 1, retrain_queries: int = 0,
+                 device: str | None = "cpu", num_threads: int | None = _FLOW["num_threads"], retrain_queries: int = 0,
                  name: str | None = None):
         if isinstance(seed, np.random.Generator):
             seed = int(seed.integers(2**31 - 1))
         super().__init__(space, seed)
         from ..datasets import load_dataset
         from ..supernet import NetConfig
-        from .trainable import TrainableFlow
 
         if name is not None:
             self.name = str(name)
