@@ -20,14 +20,14 @@ from .free_energy import (Entropy, GeneralFreeEnergy, Interaction, PorousMedium,
                           get_internal_energy, quadratic_kernel)
 from .grid import Grid, GridSolver, StabilityError
 from .hamiltonian import DampedHamiltonian, GridHamiltonian, HamiltonianTrajectory
-from .logmean import logmean_derivatives, logmean_second_derivatives, logmean_with_derivatives
 from .jko import EntropicJKOStep, JKOStep, two_point_distance
 from .nas_rules import NASAGD, NASGD, QuadraticLadder, nasagd_mean_field, nasgd_mean_field, nasgd_step
 from .particles import (NonFiniteError, ParticleSolver, ParticleState, birth_death_step, gibbs_node_masses,
                         jump_step, langevin_step, lie_step, ou_step, strang_step, underdamped_step)
 from .potentials import CallablePotential, DoubleWellPotential, Potential, QuadraticPotential
 from .problem import DensityState, HamiltonianState, Problem, Solver, State
-from .rates import RATE_LAWS, RateLaw, get_rate_law, logmean, proposal_acceptance, register_rate_law
+from .rates import (RATE_LAWS, RateLaw, get_rate_law, logmean, logmean_derivatives, logmean_second_derivatives,
+                    logmean_with_derivatives, proposal_acceptance, register_rate_law)
 from .schedules import SCHEDULES, get_schedule
 from .solvers import SOLVERS, SolverBase, get_solver, make_solver, register_solver
 from .space import SemiDiscreteSpace

@@ -68,7 +68,7 @@ import scipy.sparse.linalg as spla
 
 from .backend import to_numpy
 from .grid import Grid, check_density
-from .logmean import logmean_second_derivatives, logmean_with_derivatives  # re-exported: old import path
+from .rates import logmean_second_derivatives, logmean_with_derivatives  # re-exported: old import path
 from .potentials import Potential
 from .space import SemiDiscreteSpace
 from .validation import positive, positive_int

@@ -4,7 +4,7 @@ One idea per module: :mod:`~sdot.grid.geometry` (the box and its cells), :mod:`~
 (density checks, the discrete Gibbs density, step counts), :mod:`~sdot.grid.generator` (the Markov
 generator of the linear laws), :mod:`~sdot.grid.stepping` (implicit Euler, Crank–Nicolson, splitting,
 log-mean Newton), :mod:`~sdot.grid.expm` (the guarded exponential reference) and
-:mod:`~sdot.grid.solver` (:class:`GridSolver`). The log-mean and its derivatives live in :mod:`sdot.logmean`.
+:mod:`~sdot.grid.solver` (:class:`GridSolver`). The log-mean and its derivatives live beside the rate laws in :mod:`sdot.rates`.
 
 The box ``[lower, upper]^d`` is cut into ``n^d`` equal cells of side ``h`` with zero-flux walls. The
 unknowns are cell averages ``rho[g, i]`` (shape ``(K, M)``, ``M = n^d``); the mass is
@@ -51,7 +51,7 @@ Example
 True
 """
 
-from ..logmean import logmean_derivatives, logmean_with_derivatives
+from ..rates import logmean_derivatives, logmean_with_derivatives
 from .density import _check_tau  # noqa: F401 - a private name sdot.jko imports from here
 from .density import check_density, gibbs_density, n_steps
 from .expm import expm_apply

@@ -23,9 +23,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..backend import to_numpy
-from ..logmean import logmean
 from ..potentials import Potential
-from ..rates import RateLaw, get_rate_law
+from ..rates import RateLaw, get_rate_law, logmean
 from ..space import SemiDiscreteSpace
 from ..validation import nonnegative, positive, positive_int
 from .density import _check_tau, check_density, gibbs_density, n_steps

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from ..logmean import logmean_derivatives
+from ..rates import logmean_derivatives
 
 __all__ = ["ImplicitStepping"]
 
