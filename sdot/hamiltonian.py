@@ -412,6 +412,16 @@ class DampedHamiltonian:
         m, p = self._step_m(self._mass(rho), self._flat(phi, "phi").copy(), float(t), _check_dt(dt))
         return self._density(m), p.reshape(self.shape)
 
+    def _restart_m(self, t: float, m: np.ndarray, phi: np.ndarray) -> bool:
+        """The gradient restart rule on masses: True when <dF/dm, dm/dt> > 0 (F_T is rising)."""
+        dm, _ = self._field(t, m, phi)
+        return bool(np.dot(self._first_variation_m(m), dm) > 0)
+
+    def should_restart(self, t: float, rho: Any, phi: Any) -> bool:
+        """The gradient restart rule (O'Donoghue–Candès): True when ``<dF/drho, drho/dt> > 0`` at (t, rho, phi);
+        :meth:`run` then sets phi = 0 (``restart="gradient"``)."""
+        return self._restart_m(float(t), self._mass(rho), self._flat(phi, "phi"))
+
     # ---- integration ---------------------------------------------------------------------------------
     def _check_rho0(self, rho0: Any) -> np.ndarray:
         rho = check_density(self._flat(rho0, "rho0").reshape(self.K, -1), (self.K, self.N // self.K),
@@ -461,11 +471,9 @@ class DampedHamiltonian:
         for i in range(n):
             m, phi = self._step_m(m, phi, t, h)
             t = t0 + (i + 1) * h
-            if self.restart == "gradient":
-                dm, _ = self._field(t, m, phi)
-                if np.dot(self._first_variation_m(m), dm) > 0:
-                    phi = np.zeros_like(phi)
-                    restarts.append(t)
+            if self.restart == "gradient" and self._restart_m(t, m, phi):
+                phi = np.zeros_like(phi)
+                restarts.append(t)
             if (i + 1) % record_every == 0 or i == n - 1:
                 rec(t)
         return HamiltonianTrajectory(np.array(ts), np.array(rs), np.array(ps), np.array(Hs), np.array(Ks),

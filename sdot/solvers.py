@@ -323,10 +323,8 @@ class HamiltonianScheme(SolverBase):
         h = self.impl
         rho, phi = h.step(state.rho, state.phi, state.t, dt)
         t1, restarted = state.t + dt, False
-        if h.restart == "gradient":  # the O'Donoghue–Candès rule of DampedHamiltonian.run, on densities
-            drho, _ = h.vector_field(t1, rho, phi)
-            if np.dot(h.first_variation(rho).ravel(), drho.ravel()) > 0:
-                phi, restarted = np.zeros_like(phi), True
+        if h.restart == "gradient" and h.should_restart(t1, rho, phi):  # as DampedHamiltonian.run does
+            phi, restarted = np.zeros_like(phi), True
         return HamiltonianState(rho, phi, t1, state.n_steps + 1, restarted)
 
     def node_masses(self, state: HamiltonianState) -> np.ndarray:

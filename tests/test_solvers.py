@@ -183,3 +183,13 @@ def test_bad_input_is_refused_with_a_clear_message():
         sdot.solve(_problem(), method="grid", initial=[0.5, 0.6], t_final=1.0, tau=0.1)
     with pytest.raises(ValueError, match="tau"):
         sdot.solve(_problem(), method="particles", initial=START, t_final=1.0, tau=-1.0)
+
+
+def test_hamiltonian_front_door_steps_as_its_own_run_including_restarts():
+    space, pot = SemiDiscreteSpace.path(3), QuadraticPotential(a=[1, 1, 1], c=[0, 0.5, 0.2])
+    ref = sdot.DampedHamiltonian(space, pot, 0.5, gamma=0.1, restart="gradient").run([0.2, 0.3, 0.5], 3.0, 0.1)
+    traj = sdot.solve(Problem(space, pot, T=0.5), method="hamiltonian", initial=[0.2, 0.3, 0.5], t_final=3.0,
+                      tau=0.1, gamma=0.1, restart="gradient")
+    assert ref.restarts  # the rule fired
+    np.testing.assert_array_equal(traj.rho, ref.rho)
+    assert [d["t"] for d in traj.diagnostics if d["restarted"]] == pytest.approx(ref.restarts)
