@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
-__all__ = ["FORWARD_COST", "LR_SCHEDULES", "learning_rate", "MinibatchStream", "retrain_finalists"]
+__all__ = ["FORWARD_COST", "LR_SCHEDULES", "learning_rate", "MinibatchStream", "retrain_finalists", "steps_within"]
 
 #: Cost of a forward-only pass relative to a forward + backward pass (epoch accounting).
 FORWARD_COST = 1.0 / 3.0
@@ -61,3 +61,14 @@ def retrain_finalists(benchmark: Any, ranked: Sequence[tuple[str, float]]
         epochs += float(ev.cost)
         cands.append((a, seen, float(ev.value), ev.test))
     return cands, epochs, time.perf_counter() - t0
+
+
+def steps_within(cost: Callable[[int], float], epochs: float) -> int:
+    """The largest step count s with ``cost(s) <= epochs`` for a nondecreasing ``cost`` (doubling, then bisection)."""
+    lo, hi = 0, 1
+    while cost(hi) <= epochs:
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if cost(mid) <= epochs else (lo, mid)
+    return lo

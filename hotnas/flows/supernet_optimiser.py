@@ -46,6 +46,7 @@ from sdot.validation import check_positive
 
 from ..optimisers.base import Optimiser
 from ..spaces.base import SearchSpace
+from ..training import steps_within
 from .trainable import TrainableFlow
 
 __all__ = ["SupernetFlowOptimiser"]
@@ -134,13 +135,7 @@ class SupernetFlowOptimiser(Optimiser):
     # ------------------------------------------------------------------ schedule
     def _target_steps(self, epochs: float) -> int:
         """The largest step count of the run whose accounted cost from step 0 fits in ``epochs``."""
-        lo, hi = 0, 1
-        while self.flow.cost_from_start(hi) <= epochs:
-            lo, hi = hi, 2 * hi
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if self.flow.cost_from_start(mid) <= epochs else (lo, mid)
-        return lo
+        return steps_within(self.flow.cost_from_start, epochs)
 
     def _start(self, budget: int) -> None:
         total = self._target_steps((budget - self.retrain_queries) * self.epochs_per_query)

@@ -72,6 +72,7 @@ from ..datasets import DigitsData
 from ..graph import ArchitectureGraph
 from ..spaces.nb201 import NB201Space
 from ..supernet import NetConfig, SuperNet, encode_arch, resolve_device
+from ..training import steps_within
 from .base import FORWARD_COST, NONFINITE_POLICIES, FlowBase, FlowResult  # noqa: F401  (re-exported)
 from .potentials import table_potential
 
@@ -272,13 +273,7 @@ class TrainableFlow(FlowBase):
 
     def steps_for_epochs(self, epochs: float) -> int:
         """The largest number of steps whose accounted cost fits in ``epochs`` (with N particles)."""
-        lo, hi = 0, 1
-        while self.cost_of_steps(hi) <= epochs:
-            lo, hi = hi, 2 * hi
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if self.cost_of_steps(mid) <= epochs else (lo, mid)
-        return lo
+        return steps_within(self.cost_of_steps, epochs)
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
