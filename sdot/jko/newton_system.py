@@ -6,9 +6,12 @@ assembly is a few scatters (diagonal sums by bincount, one slot per edge off the
 
 * d <= 1: banded LU (LAPACK gbtrf/gbtrs) in cell-major order, bandwidth ~ 2K; the Jacobian is written
   straight into column-major band storage.
-* d = 2 (or an interaction W): GMRES with inexact-Newton tolerances, preconditioned by the Jacobian
-  with graph couplings lumped on the diagonal and rho' eliminated: a 5-point Schur complement
-  per node, one sparse LU per Newton iteration.
+* d = 2: GMRES with inexact-Newton tolerances, preconditioned by the Jacobian with graph couplings
+  lumped on the diagonal and rho' eliminated: a 5-point Schur complement per node, one sparse LU
+  per Newton iteration.
+* an interaction W (dense convolution, never formed): GMRES on the full operator, preconditioned by
+  the exact local Jacobian (banded LU in d <= 1; sparse LU in d = 2 up to ``EXACT_LOCAL_MAX``
+  unknowns, the lumped preconditioner above beyond).
 """
 
 from __future__ import annotations
@@ -207,6 +210,8 @@ class NewtonSystem:
 
         return solve
 
+    EXACT_LOCAL_MAX = 200_000  # with W in d = 2: exact sparse LU of the local Jacobian up to this many unknowns
+
     def _newton_solve(self, J, data, rhs, diagE, parts, wE, it, res, col_scale, row_scale):
         """Solve J x = rhs for the Newton direction; returns (x, number of linear solves).
 
@@ -243,6 +248,15 @@ class NewtonSystem:
                 if info_s != 0:
                     fail(f"banded solve failed (LAPACK dgbtrs info {info_s})")
                 return x[perm]
+        elif have_W and n2 <= self.EXACT_LOCAL_MAX:
+            # with an interaction the preconditioner must be exact on the local part: GMRES then only
+            # resolves the W term (numerically low rank for a smooth kernel); the lumped block
+            # preconditioner below stalls at the late barrier stages of a 2-d porous medium (measured)
+            try:
+                luJ = spla.splu(J.tocsc(), permc_spec="MMD_AT_PLUS_A")
+            except RuntimeError as exc:
+                fail(f"singular Newton system ({exc})", exc)
+            local = luJ.solve
         else:
             # refactorised at every Newton iteration: with a 5-point stencil the LU is cheap, and a
             # stale one (the Jacobian moves a lot in the first iterations) costs more GMRES its

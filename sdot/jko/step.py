@@ -24,16 +24,17 @@ reduced objective ::
 solved by Newton's method with the exact sparse Jacobian (second derivatives of theta included),
 interleaved unknowns (rho'_s, phi_s): a banded LU (LAPACK, cell-major order) for d <= 1, and for
 d = 2 GMRES preconditioned by the Jacobian with graph couplings lumped and rho' eliminated (one
-sparse LU per step). Positivity: shrinking densities are updated multiplicatively (a step in
-log rho') with the entropy; for other U (porous medium: compact supports, rho' = 0 is active) a
-log barrier ``-mu sum log rho'`` is driven to mu ~ 0.1 tol. The line search decreases the scaled
-residual norm. A step that cannot be solved raises :class:`JKOSolveError` with the residual. The
-free energy is any :class:`~sdot.free_energy.GeneralFreeEnergy` (drift f, internal U, interaction
-W * rho by FFT; with W the Newton system is solved by GMRES with the local Jacobian as
-preconditioner). ``scheme="crank_nicolson"`` (a derived option in the spirit of CCWW's
-Crank–Nicolson-type method, not their formula): conductances frozen at a JKO half step,
-``phi = (dF(rho') + dF(rho)) / 2``; second order in tau in the tests (Barenblatt), no energy-decrease
-guarantee. Interpolations theta:
+sparse LU per Newton iteration; see :mod:`sdot.jko.newton_system`); the start is the linear
+predictor, corrected by the previous step when it ended where this one starts (:meth:`JKOStep._warm_start`).
+Positivity: shrinking densities are updated multiplicatively (a step in log rho') with the entropy;
+for other U (porous medium: compact supports, rho' = 0 is active) a log barrier ``-mu sum log rho'``
+is driven to mu ~ 0.1 tol. The line search decreases the scaled residual norm. A step that cannot
+be solved raises :class:`JKOSolveError` with the residual. The free energy is any
+:class:`~sdot.free_energy.GeneralFreeEnergy` (drift f, internal U, interaction W * rho by FFT; with W
+the Newton system is solved by GMRES with the exact local Jacobian as preconditioner).
+``scheme="crank_nicolson"`` (a derived option in the spirit of CCWW's Crank–Nicolson-type method, not
+their formula): conductances frozen at a JKO half step, ``phi = (dF(rho') + dF(rho)) / 2``; second
+order in tau in the tests (Barenblatt), no energy-decrease guarantee. Interpolations theta:
 
 ==================  ==============================================================  ====================
 name                theta(a, b) on an edge s ~ t                                    limit flow (tau -> 0)
