@@ -14,8 +14,9 @@ A. 1-d porous medium equation ``rho_t = (rho^2)_xx`` from the Barenblatt profile
    vs h, fitted orders; density snapshots, energy and dissipation over time; Newton iterations per step.
 B. 2-d aggregation–diffusion, W = |x|^2 / 2 with linear diffusion T Δ rho (m = 1): relaxation of a
    bumpy start to the closed-form steady state ``rho = N(c, T I)`` (c = centre of mass, kept);
-   energy decrease and dissipation. (The same problem with nu Δ rho^2 did not converge in 2-d within
-   100 Newton iterations at tau = 0.5: the barrier path for compact supports is 1-d-tested only.)
+   energy decrease and dissipation. (The same problem with nu Δ rho^2 converges since the interaction's
+   GMRES is preconditioned by the exact local LU, but the barrier path takes ~120 Newton iterations per
+   step: too slow for this study at 48 x 48; tested at 12 x 12 in tests/test_jko_package.py.)
 C. Semi-discrete: porous-medium spreading on each of 3 nodes (path graph, arithmetic theta) with node
    offsets c_g pulling mass towards the lowest node while every node's density spreads.
 """
