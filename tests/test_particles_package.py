@@ -60,6 +60,10 @@ def test_number_checks_name_the_bad_value():
         P.jump_step(s, space, f, "glauber", 1.0, 0.1, on_large_step="skip")
     with pytest.raises(ValueError, match="birth_death must be one of"):
         P.ParticleSolver(space, f, birth_death="kd")
+    with pytest.raises(ValueError, match="mass must be a finite number > 0, got 0"):  # at the edge, not at step 1
+        P.ParticleSolver(space, f, mass=0)
+    with pytest.raises(ValueError, match="on_large_step must be one of"):
+        P.ParticleSolver(space, f, on_large_step="skip")
 
 
 def _seeded_runs():

@@ -12,10 +12,10 @@ from ..backend import to_numpy
 from ..potentials import Potential
 from ..rates import RateLaw, get_rate_law
 from ..space import SemiDiscreteSpace
-from ..validation import one_of, positive
+from ..validation import nonnegative, one_of, positive
 from .birth_death import DENSITIES, birth_death_step
 from .diffusion import DIFFUSIONS
-from .jumps import check_method
+from .jumps import check_method, check_on_large_step
 from .nonfinite import check_policy
 from .splitting import lie_step, strang_step
 from .state import ParticleState
@@ -85,6 +85,7 @@ class ParticleSolver:
         one_of("splitting", splitting, SPLITTINGS)
         one_of("diffusion", diffusion, DIFFUSIONS)
         check_method(jump_method)
+        check_on_large_step(on_large_step)
         check_policy(nonfinite)
         one_of("birth_death", birth_death, (None,) + DENSITIES)
         self.interaction = None
@@ -106,7 +107,7 @@ class ParticleSolver:
         self.dt = positive("dt", dt)
         self.diffusion, self.splitting, self.jump_method = diffusion, splitting, jump_method
         self.birth_death, self.nonfinite, self.on_large_step = birth_death, nonfinite, on_large_step
-        self.gamma, self.mass = gamma, mass
+        self.gamma, self.mass = nonnegative("gamma", gamma), positive("mass", mass)
 
     def temperature(self, t: float) -> float:
         return float(self.T(t)) if callable(self.T) else float(self.T)
