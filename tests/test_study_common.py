@@ -91,7 +91,7 @@ def test_study_parser_flags_and_config(tmp_path):
     with pytest.raises(ValueError, match="unknown keys \\['sedes'\\]"):
         parse_study_args(ap, ["--config", str(cfg)])
     with pytest.raises(TypeError, match="unknown common options"):
-        study_parser("x", threads=1)
+        study_parser("x", colour=1)
 
 
 def test_load_config_merges_tables(tmp_path):

@@ -36,11 +36,10 @@ def _timed(fn, reps: int) -> tuple[float, float]:
 
 
 def _main(argv: list[str] | None = None) -> dict:
-    ap = study_parser(__doc__)
+    ap = study_parser(__doc__, threads=1)
     ap.add_argument("--archs", type=int, default=12, help="random architectures to query")
     ap.add_argument("--particles", type=int, nargs="+", default=[1, 4, 16, 32])
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     if args.smoke:
         args.archs, args.particles = 3, [1, 4]

@@ -1,7 +1,7 @@
 """Plumbing shared by the study scripts (``python -m experiments.studies.<name>``), written once.
 
 - command line: :func:`study_parser` (the study's docstring as help, ``--smoke``, and the common flags
-  ``--config --workers --seeds --first-seed --seed --budget --out --aggregate`` with the study's own
+  ``--config --workers --seeds --first-seed --seed --budget --out --aggregate --threads`` with the study's own
   defaults), :func:`parse_study_args` (a TOML ``--config`` sets defaults, flags on the command line win),
   :func:`load_config` (a study TOML merged into defaults; unknown keys refused);
 - the optimisers' settings: :func:`optimiser_defaults` reads them from the registered optimiser, so a
@@ -44,13 +44,14 @@ _COMMON: dict[str, tuple[type | None, str]] = {
     "budget": (int, "queries per search"),
     "out": (str, "output folder"),
     "aggregate": (None, "only rebuild the outputs from the trials already written"),
+    "threads": (int, "torch threads while the study runs (restored afterwards: keep_torch_threads)"),
 }
 
 
 def study_parser(doc: str, smoke_help: str | None = None, **common: Any) -> argparse.ArgumentParser:
     """An argument parser described by the first paragraph of ``doc`` (the rest is shown verbatim in
     ``--help``) with a ``--smoke`` flag (the study's quick pipeline check) and, for each keyword of
-    ``common`` among ``config, workers, seeds, first_seed, seed, budget, out, aggregate``, that flag with
+    ``common`` among ``config, workers, seeds, first_seed, seed, budget, out, aggregate, threads``, that flag with
     the keyword's value as its default (``aggregate=True`` adds the switch)."""
     unknown = set(common) - set(_COMMON)
     if unknown:

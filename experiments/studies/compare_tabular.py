@@ -155,9 +155,9 @@ def paired_table(trials: list[dict[str, Any]], reference: str, checkpoints=CHECK
 
 
 def plot_regret(trials: list[dict[str, Any]], path: Path, title: str) -> None:
-    from experiments.plots import _plt, _save
+    from experiments.plots import pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for lb in dict.fromkeys(t["label"] for t in trials):
         seeds, M = regret_matrix(trials, lb)
@@ -173,7 +173,7 @@ def plot_regret(trials: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def aggregate(out: Path, reference: str | None = None, extra: list[str] | None = None) -> str:

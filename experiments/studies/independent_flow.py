@@ -141,7 +141,7 @@ def plot(summary: dict[str, Any], runs: list[dict[str, Any]], path: Path) -> Non
 
 def _main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = study_parser(__doc__, "2 seeds, 2 particles, a tiny budget: checks the pipeline", config=None, seeds=3,
-                      out="results/independent_flow")
+                      threads=1, out="results/independent_flow")
     ap.add_argument("--epochs", type=float, default=40.0, help="accounted training epochs of the flow phase")
     ap.add_argument("--steps", type=int, default=0,
                     help="if > 0: the same number of flow steps for every mode instead of the same --epochs "
@@ -159,7 +159,6 @@ def _main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--eval-every", type=int, default=flow["eval_every"])
     ap.add_argument("--n-final", type=int, default=2)
     ap.add_argument("--retrain-epochs", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=1)
     args = parse_study_args(ap, argv)
     if args.smoke:
         args.seeds, args.epochs, args.particles, args.jump_every = min(args.seeds, 2), 2.0, 2, 2

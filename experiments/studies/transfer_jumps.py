@@ -165,13 +165,12 @@ def plot(table: dict[str, Any], ks: list[int], path: Path) -> None:
 
 def _main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = study_parser(__doc__, "2 jump types, 2 seeds, short training: a quick check", config=None, seeds=8,
-                      out="runs/transfer_jumps")
+                      threads=1, out="runs/transfer_jumps")
     ap.add_argument("--ks", type=int, nargs="+", default=[10, 50], help="steps after the jump at which to read")
     ap.add_argument("--old-epochs", type=int, default=8, help="training of the old network before the jump")
     ap.add_argument("--transfer-steps", type=int, default=20)
     ap.add_argument("--probe", type=int, default=128, help="probe images for the transfer")
     ap.add_argument("--lr", type=float, default=0.01, help="Adam learning rate after the jump")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parse_study_args(ap, argv)
     jumps = JUMPS
     if args.smoke:
