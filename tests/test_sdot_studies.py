@@ -1,6 +1,6 @@
 """The sdot studies run in their --smoke mode (tables, PNG, benchmark at tiny sizes)."""
 
-from experiments import jko_convergence
+from experiments.studies import jko_convergence
 from experiments.bench import bench_grid
 
 
