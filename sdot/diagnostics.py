@@ -46,7 +46,8 @@ def energy_dissipation_residual(times: Any, free_energy: Any, dissipation_values
     F = np.asarray(free_energy, dtype=float)
     D = np.asarray(dissipation_values, dtype=float)
     if not (t.shape == F.shape == D.shape):
-        raise ValueError(f"times, free energy and dissipation must have equal shapes, got {t.shape}, {F.shape}, {D.shape}")
+        raise ValueError(f"times, free energy and dissipation must have equal shapes, got {t.shape}, {F.shape}, "
+                         f"{D.shape}")
     integral = np.concatenate([[0.0], np.cumsum(0.5 * (D[1:] + D[:-1]) * np.diff(t))])
     return F - F[0] + integral
 

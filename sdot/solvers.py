@@ -232,7 +232,7 @@ class JKOScheme(GridScheme):
         return DensityState(res.rho, state.t + dt, state.n_steps + 1, res.info)
 
     def node_masses(self, state: DensityState) -> np.ndarray:
-        return self.impl._gs.node_masses(state.rho)
+        return state.rho.sum(axis=1) * self.impl.grid.cell_volume
 
     def diagnose(self, state: DensityState) -> dict:
         from .diagnostics import diagnose_jko
@@ -482,7 +482,7 @@ class NASGDScheme(_NASRuleScheme):
 
 
 class NASAGDScheme(_NASRuleScheme):
-    """:class:`~sdot.nas_rules.NASAGD`: the velocity-potential rule with adaptive restart (its phi lives on the rule)."""
+    """:class:`~sdot.nas_rules.NASAGD`: the velocity-potential rule with adaptive restart (phi lives on the rule)."""
 
     @staticmethod
     def _make(space, dt, c, **options):

@@ -4,7 +4,8 @@ One idea per module: :mod:`~sdot.grid.geometry` (the box and its cells), :mod:`~
 (density checks, the discrete Gibbs density, step counts), :mod:`~sdot.grid.generator` (the Markov
 generator of the linear laws), :mod:`~sdot.grid.stepping` (implicit Euler, Crank–Nicolson, splitting,
 log-mean Newton), :mod:`~sdot.grid.expm` (the guarded exponential reference) and
-:mod:`~sdot.grid.solver` (:class:`GridSolver`). The log-mean and its derivatives live beside the rate laws in :mod:`sdot.rates`.
+:mod:`~sdot.grid.solver` (:class:`GridSolver`). The log-mean and its derivatives live beside the rate laws
+in :mod:`sdot.rates`.
 
 The box ``[lower, upper]^d`` is cut into ``n^d`` equal cells of side ``h`` with zero-flux walls. The
 unknowns are cell averages ``rho[g, i]`` (shape ``(K, M)``, ``M = n^d``); the mass is
