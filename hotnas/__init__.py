@@ -26,9 +26,11 @@ _LAZY = {
     "get_optimiser": ".optimisers:get_optimiser",
     "run_search": ".optimisers:run_search",
     "SearchResult": ".optimisers:SearchResult",
-    "DistanceGP": ".gp:DistanceGP",
+    "DistanceGP": ".bo.gp:DistanceGP",
     "ArchitectureGraph": ".graph:ArchitectureGraph",
-    "IndependentFlow": ".flow_independent:IndependentFlow",
+    "IndependentFlow": ".flows.independent:IndependentFlow",
+    "TrainableFlow": ".flows.trainable:TrainableFlow",
+    "FlowResult": ".flows.base:FlowResult",
 }
 
 __all__ = sorted(_LAZY)
