@@ -497,7 +497,7 @@ class NASAGDScheme(_NASRuleScheme):
 _STOCHASTIC = {"n_particles": 20_000, "seed": 0}
 register_solver("grid", ".solvers:GridScheme")
 register_solver("jko", ".solvers:JKOScheme")
-register_solver("entropic-jko", ".solvers:EntropicJKOScheme", test_options={"eps": 0.01})
+register_solver("entropic-jko", ".solvers:EntropicJKOScheme", test_options={"eps": 0.01, "tol": 1e-9})
 register_solver("hamiltonian", ".solvers:HamiltonianScheme", temperature="any", test_options={"gamma": 2.0})
 register_solver("particles", ".solvers:ParticleScheme", stochastic=True, test_options=_STOCHASTIC)
 register_solver("strang", ".solvers:StrangScheme", stochastic=True, test_options=_STOCHASTIC)
