@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .backend import to_numpy
 from .grid import GridSolver, check_density
 from .hamiltonian import DampedHamiltonian, GridHamiltonian
 from .jko import EntropicJKOStep, JKOStep
@@ -131,7 +132,7 @@ def _masses_or_density(initial: Any, K: int, M: int, vol: float) -> np.ndarray:
     """A density (K, M) from a density or, when M = 1, node masses (K,); checked (mass one, >= 0, finite)."""
     if isinstance(initial, DensityState):
         initial = initial.rho
-    r = np.asarray(initial, dtype=float)
+    r = np.asarray(to_numpy(initial), dtype=float)
     if r.shape == (K,) and M == 1:
         r = r[:, None]
     return check_density(r, (K, M), vol, name="rho0")
