@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -56,9 +57,11 @@ def test_defaults_are_read_from_the_constructors():
 
 
 def test_the_supernet_optimiser_takes_the_trainable_flow_defaults():
-    # written once, in TrainableFlow; the optimiser's signature refers to them (eval_every, device its own)
+    # written once, in TrainableFlow; the optimiser's signature refers to them (eval_every, device and the
+    # graph's lengthscale its own: the uniform graph, measured for issue 19)
     t, s = flows.defaults("trainable"), flows.defaults("supernet-flow")
-    shared = set(t) & set(s) - {"eval_every", "device"}
+    assert s["lengthscale"] == math.inf and t["lengthscale"] == 0.1
+    shared = set(t) & set(s) - {"eval_every", "device", "lengthscale"}
     assert shared and {k: t[k] for k in shared} == {k: tuple(s[k]) if isinstance(s[k], tuple) else s[k] for k in shared}
 
 
