@@ -511,7 +511,7 @@ class GridHamiltonian(DampedHamiltonian):
     for ``logmean``, where the node densities at the same x differ by orders of magnitude. Keep the
     box a few standard deviations wide, resolve the tails, and start from profiles whose tails
     follow exp(-f/T) (e.g. shifted or reweighted Gibbs profiles; ``logmean_pi`` compares the
-    ratios rho/pi across nodes instead of rho). Tested regimes: tests/test_hamiltonian_grid.py.
+    ratios rho/pi across nodes instead of rho). Tested regimes: tests/sdot/test_hamiltonian_grid.py.
     """
 
     def __init__(self, space: Any, potential: Any, grid: Grid, T: float, theta: str = "logmean",

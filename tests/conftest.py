@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,13 @@ import pytest
 from hotnas.data import DATA_DIR, table_path
 
 ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+
+# The test tree mirrors the packages (tests/sdot, tests/hotnas, tests/experiments); the shared toy plugin
+# (tests/toy_components.py) is imported by name from every folder (worker processes inherit sys.path;
+# CLI subprocesses get tests/ in their PYTHONPATH from the tests that start them).
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
 
 
 @pytest.fixture(scope="session")

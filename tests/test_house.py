@@ -111,3 +111,14 @@ def test_the_cycle_finder_finds_a_cycle(tmp_path, monkeypatch):
     (pkg / "c.py").write_text("\n" * 701)
     with pytest.raises(AssertionError, match="sdot.c"):
         test_no_module_is_longer_than_700_lines()
+
+
+def test_the_test_tree_mirrors_the_packages():
+    """Tests of a package live in tests/<package>/; only the checks across floors stay at the top."""
+    tests = ROOT / "tests"
+    top = {p.name for p in tests.glob("test_*.py")}
+    assert top <= {"test_architecture_doc.py", "test_conformance.py", "test_house.py"}, top
+    for pkg in PACKAGES:
+        assert list((tests / pkg).glob("test_*.py")), f"tests/{pkg}/ holds no tests"
+    names = [p.name for p in tests.rglob("test_*.py")]
+    assert len(names) == len(set(names)), "two test files share a name (pytest's rootdir import mode needs unique names)"

@@ -16,7 +16,7 @@ B. 2-d aggregation–diffusion, W = |x|^2 / 2 with linear diffusion T Δ rho (m 
    bumpy start to the closed-form steady state ``rho = N(c, T I)`` (c = centre of mass, kept);
    energy decrease and dissipation. (The same problem with nu Δ rho^2 converges since the interaction's
    GMRES is preconditioned by the exact local LU, but the barrier path takes ~120 Newton iterations per
-   step: too slow for this study at 48 x 48; tested at 12 x 12 in tests/test_jko_package.py.)
+   step: too slow for this study at 48 x 48; tested at 12 x 12 in tests/sdot/test_jko_package.py.)
 C. Semi-discrete: porous-medium spreading on each of 3 nodes (path graph, arithmetic theta) with node
    offsets c_g pulling mass towards the lowest node while every node's density spreads.
 """

@@ -6,7 +6,7 @@ products :math:`C_1 G C_2^\top`, gradients, line search, compaction of finished 
 ``device``.  The exact LP of each pair is still POT's network simplex (or the assignment solver) on
 the host: once per iteration the running pairs' linearised costs go to the CPU as one (B, n, m)
 array and the vertices come back as one array.  Float64 on the CPU agrees with the numpy path to
-round-off (the LP sees costs equal to ~1e-16; see ``tests/test_engine_torch.py`` for the measured
+round-off (the LP sees costs equal to ~1e-16; see ``tests/hotnas/test_engine_torch.py`` for the measured
 agreement); on a GPU, matrix products sum in another order, so a tie of the LP may be broken
 differently on rare pairs.
 

@@ -14,7 +14,7 @@ import pytest
 from experiments.cli import main
 from experiments.config import ConfigError, import_plugins
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "gnn_space"
 PLUGIN = EXAMPLE / "gnn_space.py"
 

@@ -13,7 +13,7 @@ import pytest
 
 import hotnas.flows as flows
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODULES = ["hotnas.flows." + p.stem for p in sorted((ROOT / "hotnas" / "flows").glob("*.py")) if p.stem != "__init__"]
 
 

@@ -11,7 +11,7 @@ import toy_components  # noqa: F401 - registers the toy space/benchmark/optimise
 from experiments.config import ConfigError, config_from_dict, dump_toml, load_config, parse_seeds, registries
 from experiments.runner import preflight
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def base() -> dict:

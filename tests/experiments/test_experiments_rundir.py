@@ -20,8 +20,8 @@ from experiments.rundir import (CheckpointError, ResumeWarning, RunDir, RunDirEr
 from experiments.runner import run_config
 from hotnas.optimisers.base import get_optimiser, run_search
 
-ROOT = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[2]
+TESTS = Path(__file__).resolve().parents[1]
 
 
 def raw_config(ledger: str = "", delay: float = 0.0, budget: int = 10, checkpoint_every: int = 3,

@@ -12,8 +12,8 @@ import toy_components  # noqa: F401
 from experiments.cli import main
 from experiments.config import dump_toml
 
-ROOT = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[2]
+TESTS = Path(__file__).resolve().parents[1]
 
 TOY = {
     "name": "toy",

@@ -13,7 +13,7 @@ from experiments.studies import common
 from experiments.studies.common import (curve_matrix, describe, load_config, optimiser_defaults, parse_study_args,
                                         study_parser, summarise)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_describe_std_and_standard_error():

@@ -26,8 +26,8 @@ from experiments.rundir import (CheckpointError, ResumeWarning, RunDir, RunDirEr
                                 encode_checkpoint, read_checkpoint, read_events, read_log, run_trial)
 from experiments.runner import run_config
 
-ROOT = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[2]
+TESTS = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT), os.environ.get("PYTHONPATH", "")])}
 QUIET = dict(progress=False, report=False, log=lambda m: None)
 
