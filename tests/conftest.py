@@ -29,3 +29,13 @@ def data_dir() -> Path:
 def nb201_csv() -> Path:
     """The shipped NB201-CIFAR-10 table (gzip CSV)."""
     return table_path("nb201")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test (tiny networks run fastest and bit-reproducibly so on a busy machine)."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield torch
+    torch.set_num_threads(before)

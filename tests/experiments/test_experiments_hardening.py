@@ -467,7 +467,7 @@ def test_edited_run_dir_config_message_does_not_repeat_the_failing_command(tmp_p
     assert main(["run", str(out), "--resume", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "search.budget: stored 3, now 5" in err and "was edited" in err
-    assert f"--out NEW_DIR" in err and f"sdot-nas run {out} --resume" not in err
+    assert "--out NEW_DIR" in err and f"sdot-nas run {out} --resume" not in err
 
 
 def test_empty_plugin_name_is_a_clear_error(tmp_path, capsys):

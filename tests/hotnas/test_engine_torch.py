@@ -32,12 +32,7 @@ NB201 = NB201Space()
 CHAIN = np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: torch on one thread
 
 
 def _feature_pairs(n: int, seed: int):
