@@ -4,6 +4,7 @@
     python -m experiments.studies.jko_studies --smoke         # seconds (CI)
     python -m experiments.studies.jko_studies --bench         # time per JKO step at the issue's two sizes
     python -m experiments.studies.jko_studies --out DIR       # default results/jko_studies
+    python -m experiments.studies.jko_studies --ccww [--smoke] # the CCWW part only: results/jko_studies/ccww.png
     (old command, still working: python -m experiments.jko_studies; old vs new timings: experiments.bench.bench_jko)
 
 Examples of the equation class of Carrillo, Craig, Wang & Wei (FoCM 2022, eq. (1)),
@@ -17,6 +18,16 @@ B. 2-d aggregation–diffusion, W = |x|^2 / 2 with linear diffusion T Δ rho (m 
    energy decrease and dissipation. (The same problem with nu Δ rho^2 converges since the interaction's
    GMRES is preconditioned by the exact local LU, but the barrier path takes ~120 Newton iterations per
    step: too slow for this study at 48 x 48; tested at 12 x 12 in tests/sdot/test_jko_package.py.)
+CCWW part (``ccww``): two 1-d equations of the two families CCWW simulate in their numerical section
+(nonlinear Fokker–Planck with a confining drift; porous-medium aggregation–diffusion with an attractive
+kernel). The paper's Section 5 text (figure numbers, exact rho_0, grid, tau) could not be read here, so
+the parameters are ours and every comparison is qualitative or against a closed form / published theorem:
+FP. ``rho_t = (x rho)_x + (rho^2)_xx`` (V = x^2/2, m = 2) on [-3, 3] from two bumps: the steady state is
+    the closed-form compactly supported profile rho = (C - x^2/2)_+ / 2, half-width 3^(1/3), peak 3^(2/3)/4.
+AD. ``rho_t = (rho (W' * rho))_x + nu (rho^2)_xx`` with W = -G, G a unit-mass Gaussian (sigma 0.5), nu = 1/4
+    (eps = 2 nu = 0.5 < |G|_1 = 1) on [-3, 3] from two unequal bumps: a nontrivial steady state exists,
+    is unique up to translation, symmetric about the centre of mass, compactly supported and decreasing
+    from its centre (Burger, Di Francesco & Franek 2013); the bumps merge into it.
 C. Semi-discrete: porous-medium spreading on each of 3 nodes (path graph, arithmetic theta) with node
    offsets c_g pulling mass towards the lowest node while every node's density spreads.
 """
@@ -30,7 +41,13 @@ import numpy as np
 
 from experiments.bench.bench_jko import PROBLEMS, measure
 from sdot import QuadraticPotential, SemiDiscreteSpace
-from sdot.free_energy import Entropy, GeneralFreeEnergy, PorousMedium, quadratic_kernel
+from sdot.free_energy import (
+    Entropy,
+    GeneralFreeEnergy,
+    PorousMedium,
+    gaussian_kernel,
+    quadratic_kernel,
+)
 from sdot.grid import Grid
 from sdot.jko import JKOStep
 
@@ -129,6 +146,133 @@ def example_c(smoke: bool) -> dict:
     return {"grid": grid, "ts": ts, "rhos": rhos, "F": F, "D": D, "its": its, "m": m}
 
 
+def _support(p: np.ndarray, x: np.ndarray, tol: float = 1e-4) -> tuple[float, float]:
+    on = x[p > tol * p.max()]
+    return float(on.min()), float(on.max())
+
+
+def _asymmetry(p: np.ndarray, x: np.ndarray, c: float) -> float:
+    """L1 distance between rho(c + y) and rho(c - y) (linear interpolation), relative to the mass."""
+    h = x[1] - x[0]
+    return float(np.abs(p - np.interp(2 * c - x, x, p, left=0.0, right=0.0)).sum() * h / (p.sum() * h))
+
+
+def ccww_fp(smoke: bool) -> dict:
+    """Nonlinear Fokker–Planck rho_t = (x rho)_x + (rho^2)_xx from two bumps; closed-form steady state."""
+    n, t_end, tau = (40, 2.0, 0.1) if smoke else (150, 4.0, 0.05)
+    grid = Grid(-3, 3, n, 1)
+    E = GeneralFreeEnergy(QuadraticPotential(a=[1.0], c=[0.0], m=[[0.0]]), PorousMedium(2.0), n_nodes=1)
+    J = JKOStep(SemiDiscreteSpace.path(1, dim=1), E, grid, max_iter=400)
+    x = grid.centers[:, 0]
+    r = np.exp(-(x - 1.0) ** 2 / 0.1) + np.exp(-(x + 1.0) ** 2 / 0.1)
+    r = r[None] / (r.sum() * grid.h)
+    ts, rhos, F, D, its = _run(J, r, t_end, tau)
+    a = 3 ** (1 / 3)  # steady state (C - x^2/2)_+ / 2 with unit mass: 2C = 3^(2/3), half-width sqrt(2C)
+    e = grid.lower + np.arange(n + 1) * grid.h
+    lo, hi = np.clip(e[:-1], -a, a), np.clip(e[1:], -a, a)
+    G = lambda y: (a * a / 2 * y - y**3 / 6) / 2
+    exact = (G(hi) - G(lo)) / grid.h
+    Finf = float(E(exact[None], grid))
+    p = rhos[-1][0]
+    return {"grid": grid, "ts": ts, "rhos": rhos, "F": F, "D": D, "its": its, "exact": exact, "F_inf": Finf,
+            "l1": float(np.abs(p - exact).sum() * grid.h), "peak": float(p.max()), "peak_exact": a * a / 4,
+            "support": _support(p, x), "half_width_exact": a, "asym": _asymmetry(p, x, 0.0),
+            "mass": rhos.sum(axis=2)[:, 0] * grid.h, "min": float(rhos.min())}
+
+
+def ccww_ad(smoke: bool) -> dict:
+    """Aggregation–diffusion rho_t = (rho (W' * rho))_x + nu (rho^2)_xx, W = -unit Gaussian, nu = 1/4."""
+    n, t_end, tau = (40, 10.0, 0.5) if smoke else (150, 20.0, 0.25)
+    grid = Grid(-3, 3, n, 1)
+    s = 0.5
+    E = GeneralFreeEnergy(None, PorousMedium(2.0, nu=0.25),
+                          interaction=gaussian_kernel(s, -1 / (np.sqrt(2 * np.pi) * s)), n_nodes=1)
+    J = JKOStep(SemiDiscreteSpace.path(1, dim=1), E, grid, max_iter=400)
+    x = grid.centers[:, 0]
+    r = np.exp(-(x - 0.7) ** 2 / 0.2) + 0.6 * np.exp(-(x + 0.7) ** 2 / 0.2)
+    r = r[None] / (r.sum() * grid.h)
+    ts, rhos, F, D, its = _run(J, r, t_end, tau)
+    p = rhos[-1][0]
+    c0, c = float((x * r[0]).sum() * grid.h), float((x * p).sum() * grid.h)
+    k = int(np.argmax(p))
+    tol = 1e-4 * p.max()  # the barrier leaves ~1e-5 ripples outside the support
+    mono = bool(np.all(np.diff(p[: k + 1]) >= -tol) and np.all(np.diff(p[k:]) <= tol))
+    half = len(ts) // 2
+    # Euler-Lagrange condition of a steady state: U'(rho) + W * rho is constant on the support, larger outside
+    fv = E.first_variation(rhos[-1], grid)[0]
+    on = p > 1e-3 * p.max()
+    return {"grid": grid, "ts": ts, "rhos": rhos, "F": F, "D": D, "its": its, "c0": c0, "c": c,
+            "el_spread": float(np.ptp(fv[on])), "el_gap": float(fv[~on].min() - fv[on].max()),
+            "peak": float(p.max()), "support": _support(p, x), "asym": _asymmetry(p, x, c), "unimodal": mono,
+            "l1_half": float(np.abs(rhos[half][0] - p).sum() * grid.h), "t_half": float(ts[half]),
+            "mass": rhos.sum(axis=2)[:, 0] * grid.h, "min": float(rhos.min())}
+
+
+def _plot_ccww(FP, AD, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(2, 2, figsize=(11, 8))
+    for R, row, name in ((FP, 0, "FP: (x rho)_x + (rho^2)_xx"), (AD, 1, "AD: -Gaussian kernel + (rho^2)_xx / 4")):
+        x = R["grid"].centers[:, 0]
+        for k in np.unique(np.linspace(0, len(R["ts"]) - 1, 5).astype(int)):
+            ax[row, 0].plot(x, R["rhos"][k][0], label=f"t={R['ts'][k]:.2f}")
+        if "exact" in R:
+            ax[row, 0].plot(x, R["exact"], "k--", label="steady state (exact)")
+        ax[row, 0].set_title(name), ax[row, 0].legend(fontsize=7)
+        ax[row, 1].semilogy(R["ts"][:-1], np.maximum(R["F"][:-1] - R["F"][-1], 1e-16), label="F - F(end)")
+        ax[row, 1].semilogy(R["ts"], np.maximum(R["D"], 1e-16), label="dissipation")
+        ax[row, 1].set_title(f"{name.split(':')[0]}: energy and dissipation"), ax[row, 1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "ccww.png", dpi=90)
+    plt.close(fig)
+
+
+def ccww(smoke: bool, out: Path) -> dict:
+    FP, AD = ccww_fp(smoke), ccww_ad(smoke)
+    for R in (FP, AD):
+        R["monotone"] = bool(np.all(np.diff(R["F"]) <= 1e-12 * max(1.0, abs(R["F"][0]))))
+        R["mass_drift"] = float(np.abs(R["mass"] - 1).max())
+    print("CCWW part (Carrillo, Craig, Wang & Wei, FoCM 2022): two 1-d equations of the families of their "
+          "numerical section; parameters ours (their Section 5 parameters could not be read here).")
+    print(f"FP. nonlinear Fokker-Planck, V = x^2/2, m = 2, n = {FP['grid'].n_cells}, tau = {FP['ts'][1]:g}:")
+    for k in np.unique(np.linspace(0, len(FP["ts"]) - 1, 5).astype(int)):
+        lo, hi = _support(FP["rhos"][k][0], FP["grid"].centers[:, 0])
+        print(f"  t = {FP['ts'][k]:.2f}: peak {FP['rhos'][k][0].max():.4f}, support [{lo:.3f}, {hi:.3f}], "
+              f"F = {FP['F'][k]:.6f}")
+    print(f"  at t = {FP['ts'][-1]:g}: peak {FP['peak']:.4f} (exact {FP['peak_exact']:.4f}), support "
+          f"[{FP['support'][0]:.3f}, {FP['support'][1]:.3f}] (exact +-{FP['half_width_exact']:.3f}, h = "
+          f"{FP['grid'].h:.3f}), L1 to the steady state {FP['l1']:.2e}, F - F_inf {FP['F'][-1] - FP['F_inf']:.2e}, "
+          f"asymmetry {FP['asym']:.1e}")
+    print(f"  energy monotone: {FP['monotone']}; mass drift {FP['mass_drift']:.1e}; min rho {FP['min']:.1e}; "
+          f"Newton its/step {np.mean(FP['its']):.1f}")
+    print(f"AD. aggregation-diffusion, W = -N(0, 0.5^2), nu = 1/4, m = 2, n = {AD['grid'].n_cells}, "
+          f"tau = {AD['ts'][1]:g}:")
+    for k in np.unique(np.linspace(0, len(AD["ts"]) - 1, 5).astype(int)):
+        lo, hi = _support(AD["rhos"][k][0], AD["grid"].centers[:, 0])
+        print(f"  t = {AD['ts'][k]:.2f}: peak {AD['rhos'][k][0].max():.4f}, support [{lo:.3f}, {hi:.3f}], "
+              f"F = {AD['F'][k]:.6f}")
+    print(f"  steady state: centre of mass {AD['c0']:.4f} -> {AD['c']:.4f}, support [{AD['support'][0]:.3f}, "
+          f"{AD['support'][1]:.3f}] (half-width {(AD['support'][1] - AD['support'][0]) / 2:.3f}), peak "
+          f"{AD['peak']:.4f}, asymmetry about the centre {AD['asym']:.1e}, unimodal {AD['unimodal']}, "
+          f"L1(rho(t={AD['t_half']:g}), rho(end)) {AD['l1_half']:.1e}")
+    print(f"  Euler-Lagrange check: U'(rho) + W * rho varies by {AD['el_spread']:.1e} on the support and is "
+          f"{AD['el_gap']:.1e} higher off it (> 0: a steady state, the bumps merged into one)")
+    print(f"  energy monotone: {AD['monotone']}; mass drift {AD['mass_drift']:.1e}; min rho {AD['min']:.1e}; "
+          f"Newton its/step {np.mean(AD['its']):.1f}")
+    _plot_ccww(FP, AD, out)
+    for key, R in (("fp", FP), ("ad", AD)):  # profiles at the snapshot times, energy over time
+        ks = np.unique(np.linspace(0, len(R["ts"]) - 1, 5).astype(int))
+        np.savetxt(out / f"ccww_{key}_profiles.csv", np.column_stack([R["grid"].centers[:, 0]] + [R["rhos"][k][0] for k in ks]),
+                   delimiter=",", header="x," + ",".join(f"t={R['ts'][k]:g}" for k in ks), comments="")
+        np.savetxt(out / f"ccww_{key}_energy.csv", np.column_stack([R["ts"], R["F"], R["D"], R["mass"]]),
+                   delimiter=",", header="t,F,dissipation,mass", comments="")
+    print(f"figure: {out / 'ccww.png'}; profiles and energies: {out}/ccww_{{fp,ad}}_{{profiles,energy}}.csv")
+    return {"FP": FP, "AD": AD}
+
+
 def bench(tau: float = 0.01) -> list[tuple]:
     """Time per JKO step (process CPU seconds) at the issue's two sizes: :func:`experiments.bench.bench_jko.measure`."""
     out = []
@@ -195,6 +339,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--bench", action="store_true")
+    ap.add_argument("--ccww", action="store_true", help="only the CCWW part (two 1-d examples, ccww.png)")
     ap.add_argument("--out", default="results/jko_studies")
     args = ap.parse_args(argv)
     if args.bench:
@@ -213,8 +358,10 @@ def main(argv: list[str] | None = None) -> dict:
         return {"bench": rows, "iterations": its}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.ccww:
+        return {"ccww": ccww(args.smoke, out)}
     A, B, C = example_a(args.smoke), example_b(args.smoke), example_c(args.smoke)
-    print("A. Barenblatt (m = 2, d = 1, n = %d): L1 error at t = 0.3 vs tau; reference CN at tau/2" % A["grid"].n_cells)
+    print(f"A. Barenblatt (m = 2, d = 1, n = {A['grid'].n_cells}): L1 error at t = 0.3 vs tau; reference CN at tau/2")
     print("| tau | JKO | CN-type | Newton its/step JKO | CN (both solves) |")
     print("|---|---|---|---|---|")
     for tau, ej, ec, ij, ic in A["rows"]:
@@ -233,7 +380,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"max mass drift {float(np.abs(C['m'].sum(1) - 1).max()):.1e}; Newton its/step {np.mean(C['its']):.1f}")
     _plot(A, B, C, out)
     print(f"figure: {out / 'jko_studies.png'}")
-    return {"A": A, "B": B, "C": C}
+    return {"A": A, "B": B, "C": C, "ccww": ccww(args.smoke, out)}
 
 
 if __name__ == "__main__":
