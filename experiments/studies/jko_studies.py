@@ -230,6 +230,14 @@ def _plot_ccww(FP, AD, out: Path) -> None:
     plt.close(fig)
 
 
+def _print_profiles(R: dict, n: int = 5) -> None:
+    """Peak, support and energy at n evenly spaced saved times of one CCWW run."""
+    for k in np.unique(np.linspace(0, len(R["ts"]) - 1, n).astype(int)):
+        lo, hi = _support(R["rhos"][k][0], R["grid"].centers[:, 0])
+        print(f"  t = {R['ts'][k]:.2f}: peak {R['rhos'][k][0].max():.4f}, support [{lo:.3f}, {hi:.3f}], "
+              f"F = {R['F'][k]:.6f}")
+
+
 def ccww(smoke: bool, out: Path) -> dict:
     FP, AD = ccww_fp(smoke), ccww_ad(smoke)
     for R in (FP, AD):
@@ -238,10 +246,7 @@ def ccww(smoke: bool, out: Path) -> dict:
     print("CCWW part (Carrillo, Craig, Wang & Wei, FoCM 2022): two 1-d equations of the families of their "
           "numerical section; parameters ours (their Section 5 parameters could not be read here).")
     print(f"FP. nonlinear Fokker-Planck, V = x^2/2, m = 2, n = {FP['grid'].n_cells}, tau = {FP['ts'][1]:g}:")
-    for k in np.unique(np.linspace(0, len(FP["ts"]) - 1, 5).astype(int)):
-        lo, hi = _support(FP["rhos"][k][0], FP["grid"].centers[:, 0])
-        print(f"  t = {FP['ts'][k]:.2f}: peak {FP['rhos'][k][0].max():.4f}, support [{lo:.3f}, {hi:.3f}], "
-              f"F = {FP['F'][k]:.6f}")
+    _print_profiles(FP)
     print(f"  at t = {FP['ts'][-1]:g}: peak {FP['peak']:.4f} (exact {FP['peak_exact']:.4f}), support "
           f"[{FP['support'][0]:.3f}, {FP['support'][1]:.3f}] (exact +-{FP['half_width_exact']:.3f}, h = "
           f"{FP['grid'].h:.3f}), L1 to the steady state {FP['l1']:.2e}, F - F_inf {FP['F'][-1] - FP['F_inf']:.2e}, "
@@ -250,10 +255,7 @@ def ccww(smoke: bool, out: Path) -> dict:
           f"Newton its/step {np.mean(FP['its']):.1f}")
     print(f"AD. aggregation-diffusion, W = -N(0, 0.5^2), nu = 1/4, m = 2, n = {AD['grid'].n_cells}, "
           f"tau = {AD['ts'][1]:g}:")
-    for k in np.unique(np.linspace(0, len(AD["ts"]) - 1, 5).astype(int)):
-        lo, hi = _support(AD["rhos"][k][0], AD["grid"].centers[:, 0])
-        print(f"  t = {AD['ts'][k]:.2f}: peak {AD['rhos'][k][0].max():.4f}, support [{lo:.3f}, {hi:.3f}], "
-              f"F = {AD['F'][k]:.6f}")
+    _print_profiles(AD)
     print(f"  steady state: centre of mass {AD['c0']:.4f} -> {AD['c']:.4f}, support [{AD['support'][0]:.3f}, "
           f"{AD['support'][1]:.3f}] (half-width {(AD['support'][1] - AD['support'][0]) / 2:.3f}), peak "
           f"{AD['peak']:.4f}, asymmetry about the centre {AD['asym']:.1e}, unimodal {AD['unimodal']}, "
