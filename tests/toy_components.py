@@ -148,3 +148,16 @@ if "toy-random" not in OPTIMISERS:
     OPTIMISERS["toy-evolve"] = ToyEvolve
 if "toy-bits" not in _benchmarks.BENCHMARKS:
     _benchmarks.register_benchmark("toy-bits", ToyBenchmark)
+
+
+def raw_config(ledger: str = "", delay: float = 0.0, budget: int = 10, seeds=(0, 1), batch_size: int = 1,
+               checkpoint_every: int = 3) -> dict:
+    """A two-method run config on the toy table (the run-directory tests' common case)."""
+    return {
+        "name": "toy",
+        "plugins": ["toy_components"],
+        "benchmark": {"name": "toy-bits", "options": {"n_bits": 7, "ledger": ledger, "delay": delay}},
+        "search": {"budget": budget, "seeds": list(seeds), "batch_size": batch_size,
+                   "checkpoint_every": checkpoint_every},
+        "methods": [{"optimiser": "toy-evolve", "options": {"population": 4}}, {"optimiser": "toy-random"}],
+    }

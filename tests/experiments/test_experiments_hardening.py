@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import toy_components  # noqa: F401
+from toy_components import raw_config
 from experiments.cli import main
 from experiments.config import config_from_dict, dump_toml
 from experiments.rundir import (CheckpointError, ResumeWarning, RunDir, RunDirError, TrialSpec, decode_checkpoint,
@@ -30,18 +31,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TESTS = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT), os.environ.get("PYTHONPATH", "")])}
 QUIET = dict(progress=False, report=False, log=lambda m: None)
-
-
-def raw_config(ledger: str = "", delay: float = 0.0, budget: int = 10, seeds=(0, 1), batch_size: int = 1,
-               checkpoint_every: int = 3) -> dict:
-    return {
-        "name": "toy",
-        "plugins": ["toy_components"],
-        "benchmark": {"name": "toy-bits", "options": {"n_bits": 7, "ledger": ledger, "delay": delay}},
-        "search": {"budget": budget, "seeds": list(seeds), "batch_size": batch_size,
-                   "checkpoint_every": checkpoint_every},
-        "methods": [{"optimiser": "toy-evolve", "options": {"population": 4}}, {"optimiser": "toy-random"}],
-    }
 
 
 def comparable(res: dict) -> dict:

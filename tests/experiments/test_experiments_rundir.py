@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import toy_components  # noqa: F401
+from toy_components import raw_config
 from experiments.config import config_from_dict
 from experiments.rundir import (CheckpointError, ResumeWarning, RunDir, RunDirError, TrialSpec, read_checkpoint,
                                 read_events, run_trial)
@@ -22,18 +23,6 @@ from hotnas.optimisers.base import get_optimiser, run_search
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = Path(__file__).resolve().parents[1]
-
-
-def raw_config(ledger: str = "", delay: float = 0.0, budget: int = 10, checkpoint_every: int = 3,
-               batch_size: int = 1, seeds=(0, 1)) -> dict:
-    return {
-        "name": "toy",
-        "plugins": ["toy_components"],
-        "benchmark": {"name": "toy-bits", "options": {"n_bits": 7, "ledger": ledger, "delay": delay}},
-        "search": {"budget": budget, "seeds": list(seeds), "checkpoint_every": checkpoint_every,
-                   "batch_size": batch_size},
-        "methods": [{"optimiser": "toy-evolve", "options": {"population": 4}}, {"optimiser": "toy-random"}],
-    }
 
 
 def spec(tmp_path: Path, **kw) -> TrialSpec:
