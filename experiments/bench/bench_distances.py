@@ -187,6 +187,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.optima:
         import warnings
 
+        from experiments.studies.optimum_rate import round_plan
+
         kw = dict(loss_fun="square_loss", symmetric=False, alpha=opt.alpha)
         k_opt = min(args.optima, len(sample))
         best_ref = np.minimum(ref[:k_opt], rev[:k_opt])
@@ -197,7 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
                     warnings.simplefilter("ignore")
                     T = np.asarray(ot.gromov.entropic_fused_gromov_wasserstein(
                         M, f.flow, g.flow, f.masses, g.masses, epsilon=eps, max_iter=200, **kw))
-                T = _round_plan(T, f.masses, g.masses)
+                T = round_plan(T, f.masses, g.masses)
                 pol.append(float(fgw2(M, f.flow, g.flow, f.masses, g.masses, G0=T, **kw)))
             best_ref = np.minimum(best_ref, np.array(pol))
         above = d_acc[sample][:k_opt] - best_ref  # the optima figure is ACCURATE_STARTS'; the default's is printed too
@@ -264,14 +266,6 @@ def finish(out: dict, path: str | None) -> dict:
         with open(path, "w") as f:
             json.dump(out, f, indent=2)
     return out
-
-
-def _round_plan(T: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Round a nearly feasible plan onto the couplings of (a, b) (Altschuler et al. 2017)."""
-    T = T * np.minimum(a / T.sum(1), 1.0)[:, None]
-    T = T * np.minimum(b / T.sum(0), 1.0)[None, :]
-    ea, eb = a - T.sum(1), b - T.sum(0)
-    return T + np.outer(ea, eb) / ea.sum() if ea.sum() > 0 else T
 
 
 def _smoke_edges(space, archs: list[str]) -> tuple[list[str], list[str]]:
