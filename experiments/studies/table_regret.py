@@ -2,6 +2,7 @@
 
     sdot-nas run experiments/configs/main.toml
     python -m experiments.studies.table_regret runs/main          # -> runs/main/table_regret.{md,json,png}
+    python -m experiments.studies.table_regret runs/a runs/b --against hotnas evolution --out results/ab
 
 For every trial, after each query q the run logged the optimiser's recommendation r_q (its own answer:
 the best value seen for HOTNAS / evolution / random search, the flow's pick for the supernet flow).
@@ -9,7 +10,10 @@ Its table regret is ``optimum - table_val(r_q)``: ``optimum`` the best mean vali
 the search space, ``table_val`` the mean validation over the table's seeds — no retraining noise. The
 cumulative cost after query q is the sum of the logged costs (epochs). Reported: mean ± standard error
 over seeds at the milestones (default 25 / 50 / 100 % of the budget), and a plot of regret against
-training epochs (mean, ± s.e. band) per method.
+training epochs (mean, ± s.e. band) per method. Several run directories (same benchmark options and
+budget, e.g. the same trial seeds run in two batches) are read as one: a label in two of them must not
+share a seed. ``--against LABEL ...`` adds the **paired differences** of every other method minus LABEL on
+the seeds both have (mean ± s.e. of the per-seed differences, :func:`paired`).
 """
 
 from __future__ import annotations
@@ -41,18 +45,55 @@ def _bench(run: RunDir):
 def trial_regrets(result: dict[str, Any], bench: Any) -> tuple[np.ndarray, np.ndarray]:
     """(cumulative epochs (Q,), table regret of the recommendation after each query (Q,))."""
     cost = np.cumsum([float(c) for c in result["costs"]])
-    reg = np.array([math.nan if r is None else bench.regret(r) for r in result["recommendations"]])
+    opt = bench.optimum                               # computed once (a property that scans the space)
+    reg = np.array([math.nan if r is None else opt - bench.table_val(r) for r in result["recommendations"]])
     return cost, reg
 
 
-def summarise(run_path: str | Path, fractions=(0.25, 0.5, 1.0)) -> dict[str, Any]:
-    run = RunDir.open(run_path)
-    bench, cfg = _bench(run)
-    budget = cfg.search.budget
+def paired(regrets: dict[str, dict[int, np.ndarray]], ref: str, query: int) -> dict[str, dict[str, Any]]:
+    """Per label other than ``ref``: the mean ± s.e. (and n) over the seeds both ran to ``query`` queries of
+    that label's regret after query ``query`` minus ``ref``'s. ``regrets``: label -> seed -> regret per query (Q,)."""
+    if ref not in regrets:
+        raise ValueError(f"no method labelled {ref!r} to pair against; labels: {sorted(regrets)}")
+    out = {}
+    for label, by_seed in regrets.items():
+        if label == ref:
+            continue
+        seeds = sorted(s for s in by_seed if s in regrets[ref] and len(by_seed[s]) >= query
+                       and len(regrets[ref][s]) >= query)
+        mean, se, n = describe([by_seed[s][query - 1] - regrets[ref][s][query - 1] for s in seeds], "se")
+        out[label] = {"mean": mean if n else None, "se": se if n > 1 else None, "n": n}
+    return out
+
+
+def summarise(run_path: str | Path | list[str | Path], fractions=(0.25, 0.5, 1.0),
+              against: tuple[str, ...] = ()) -> dict[str, Any]:
+    paths = [run_path] if isinstance(run_path, (str, Path)) else list(run_path)
     per_method: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-    for tid, res in load_trial_results(run).items():
-        per_method.setdefault(res.get("label", tid.rpartition("__seed")[0]), []).append(trial_regrets(res, bench))
-    out: dict[str, Any] = {"optimum": bench.optimum, "budget": budget, "fractions": list(fractions), "methods": {}}
+    by_seed: dict[str, dict[int, np.ndarray]] = {}
+    setting = None
+    for path in paths:
+        run = RunDir.open(path)
+        bench, cfg = _bench(run)
+        budget = cfg.search.budget
+        if setting is None:
+            setting = (dict(cfg.benchmark.options), budget)
+        elif setting != (dict(cfg.benchmark.options), budget):
+            raise ValueError(f"{path}: benchmark options / budget {(dict(cfg.benchmark.options), budget)} differ from "
+                             f"the first run's {setting}; table regrets of different settings are not pooled")
+        for tid, res in load_trial_results(run).items():
+            label, _, seed = tid.rpartition("__seed")
+            label = res.get("label", label)
+            cost, reg = trial_regrets(res, bench)
+            seed = int(res.get("seed", seed))
+            if seed in by_seed.setdefault(label, {}):
+                raise ValueError(f"{path}: {label} seed {seed} is in two of the runs {paths}")
+            by_seed[label][seed] = reg
+            per_method.setdefault(label, []).append((cost, reg))
+    out: dict[str, Any] = {"optimum": bench.optimum, "budget": budget, "fractions": list(fractions), "methods": {},
+                           "paired": {}}
+    for ref in against:
+        out["paired"][ref] = {str(f): paired(by_seed, ref, max(1, round(f * budget))) for f in fractions}
     for label, trials in per_method.items():
         row = {}
         for f in fractions:
@@ -78,6 +119,16 @@ def markdown(s: dict[str, Any]) -> str:
             c = row[str(f)]
             cells.append("—" if c["mean"] is None else f"{c['mean']:.2f} ± {c['se'] or 0:.2f} (n={c['n']})")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    for ref, per_f in s.get("paired", {}).items():
+        lines += ["", f"Paired differences, method minus {ref} (same seeds; negative: lower regret than {ref}), "
+                  "mean ± s.e.", "", "| method | " + " | ".join(f"@ {int(f * 100)} %" for f in fr) + " |",
+                  "|" + "---|" * (len(fr) + 1)]
+        for label in sorted(per_f[str(fr[-1])], key=lambda k: per_f[str(fr[-1])][k]["mean"] or 0):
+            cells = []
+            for f in fr:
+                c = per_f[str(f)][label]
+                cells.append("—" if c["mean"] is None else f"{c['mean']:+.2f} ± {c['se'] or 0:.2f} (n={c['n']})")
+            lines.append(f"| {label} − {ref} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -110,13 +161,19 @@ def plot(s: dict[str, Any], path: Path) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("run", type=Path, help="run directory of a digits-nb201 config (e.g. runs/main)")
+    ap.add_argument("run", type=Path, nargs="+", help="run directory of a digits-nb201 config (e.g. runs/main); "
+                    "several are read as one")
+    ap.add_argument("--against", nargs="*", default=[], metavar="LABEL",
+                    help="paired differences of every method minus LABEL on shared seeds")
+    ap.add_argument("--out", type=Path, default=None, help="where the outputs go (default: the first run directory)")
     args = ap.parse_args(argv)
-    s = summarise(args.run)
+    s = summarise(args.run, against=tuple(args.against))
     md = markdown(s)
-    (args.run / "table_regret.md").write_text(md)
-    (args.run / "table_regret.json").write_text(json.dumps({k: v for k, v in s.items() if k != "_curves"}, indent=1))
-    png = plot(s, args.run / "table_regret.png")
+    out = args.out or args.run[0]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table_regret.md").write_text(md)
+    (out / "table_regret.json").write_text(json.dumps({k: v for k, v in s.items() if k != "_curves"}, indent=1))
+    png = plot(s, out / "table_regret.png")
     print(md + (f"\nplot: {png}\n" if png else ""))
     return 0
 
