@@ -61,3 +61,13 @@ def test_bad_input_is_named():
         om._options("nope")
     with pytest.raises(SystemExit):
         om.main(["--pairs", "0"])
+
+
+def test_accurate_starts_use_the_setting_chosen_on_the_tuning_sample():
+    # the README's optimum-rate figure is of "s20_eps002"; ACCURATE_STARTS must run exactly that setting,
+    # and "accurate" must keep meaning the earlier one (so the study's table reproduces)
+    from hotnas.distances.ifgw import ACCURATE_STARTS, IFGWOptions
+
+    assert om._options("s20_eps002") == IFGWOptions(starts=ACCURATE_STARTS)
+    assert om._options("accurate") != IFGWOptions(starts=ACCURATE_STARTS)
+    assert om._options("accurate").entropic_epsilon == (0.01, 0.05) and om._options("accurate").sinkhorn_iters == 10
