@@ -16,7 +16,7 @@ per vectorised pass); validation and test accuracy (%) on the whole 360-image sp
 ``load_digits_splits(0)``.
 
 The table ships as ``hotnas/data/digits_nb201.json.gz`` and is regenerated (resumably, in parallel)
-by ``python -m experiments.build_digits_table``. A build that has not finished yet ships as a
+by ``python -m experiments.studies.build_digits_table``. A build that has not finished yet ships as a
 **partial** table: :attr:`DigitsTable.complete` is False, :attr:`DigitsTable.n_done` cells are
 present, and a query of a cell not yet trained raises a ``KeyError`` naming it (no value is ever
 made up). Cells are built in a fixed order — first the 261 cells of the operations
