@@ -96,29 +96,38 @@ def pack(out: Path, dest: Path) -> DigitsTable:
     return table
 
 
+def one_training_spearman(val: np.ndarray) -> tuple[float, float]:
+    """How well one training ranks the cells, from their seeds' validation accuracies ``val`` (C cells, S seeds):
+    Spearman of seed s against the mean of the *other* seeds (leave-one-out, so the query's own noise is not in
+    the reference) and against the mean of all seeds (the table's value), each averaged over s."""
+    from scipy.stats import spearmanr
+
+    mean = val.mean(axis=1)
+    S = val.shape[1]
+    loo = [spearmanr(val[:, s], np.delete(val, s, axis=1).mean(axis=1)).statistic for s in range(S)]
+    full = [spearmanr(val[:, s], mean).statistic for s in range(S)]
+    return float(np.mean(loo)), float(np.mean(full))
+
+
 def summary(table: DigitsTable) -> dict[str, Any]:
     """Size, build time, seed noise against the spread between cells, and the rank agreement of one
     training (the query an optimiser pays for) with the table: Spearman of seed s's validation accuracy
     against the mean of the *other* seeds (leave-one-out, so the query's own noise is not in the
     reference), averaged over s; and against the mean of all seeds (the table's value)."""
-    from scipy.stats import spearmanr
-
     done = table.done
     v = table.val[done]
     out: dict[str, Any] = {"cells_done": int(done.sum()), "cells_total": len(table.reps), "complete": table.complete,
                            "build_seconds": round(table.build_seconds, 1)}
     if len(v) < 3:
         return out
-    S = v.shape[1]
     seed_std = v.std(axis=1, ddof=1)
     mean = v.mean(axis=1)
     across = float(mean.std(ddof=1))
-    loo = [spearmanr(v[:, s], np.delete(v, s, axis=1).mean(axis=1)).statistic for s in range(S)]
-    full = [spearmanr(v[:, s], mean).statistic for s in range(S)]
+    loo, full = one_training_spearman(v)
     out.update({"median_seed_std": float(np.median(seed_std)), "mean_seed_std": float(seed_std.mean()),
                 "std_across_cells": across, "ratio_median_seed_std_to_across": float(np.median(seed_std) / across),
-                "spearman_one_training_vs_other_seeds": float(np.mean(loo)),
-                "spearman_one_training_vs_table_mean": float(np.mean(full)),
+                "spearman_one_training_vs_other_seeds": loo,
+                "spearman_one_training_vs_table_mean": full,
                 "best_mean_val": float(mean.max()), "median_mean_val": float(np.median(mean)),
                 "test_mean_of_best": float(table.test[done].mean(axis=1)[int(np.argmax(mean))])})
     return out

@@ -102,7 +102,7 @@ def ranking_rows(bench: Any, ranking: list[tuple[str, float]], finalists: tuple[
         firsts.setdefault(bench.table.cell(a), (a, v))
     archs = [a for a, _ in firsts.values()]
     truth = np.array([bench.table_val(a) for a in archs])
-    best = bench.optimum                     # a property that scans the space: read once
+    best = bench.optimum
     row: dict[str, Any] = {"cells_seen": len(archs),
                            "rho_seen": _rho(np.array([v for _, v in firsts.values()]), truth)}
     for R in finalists if archs else ():
@@ -149,12 +149,10 @@ def one_trial(seed: int, queries: tuple[int, ...], n_cells: int | None, flow: di
 
 def from_scratch(bench: Any, cells: np.ndarray) -> dict[str, float]:
     """Spearman of one table training (each seed in turn, averaged) vs the 3-seed mean and vs the other two."""
-    val = bench.table.val[cells]
-    mean = val.mean(axis=1)
-    k = val.shape[1]
-    vs_mean = [_rho(val[:, j], mean) for j in range(k)]
-    vs_rest = [_rho(val[:, j], np.delete(val, j, axis=1).mean(axis=1)) for j in range(k)]
-    return {"rho_vs_mean": float(np.mean(vs_mean)), "rho_vs_rest": float(np.mean(vs_rest))}
+    from experiments.studies.build_digits_table import one_training_spearman
+
+    vs_rest, vs_mean = one_training_spearman(bench.table.val[cells])
+    return {"rho_vs_mean": vs_mean, "rho_vs_rest": vs_rest}
 
 
 def markdown(rows: list[dict[str, Any]], scratch: dict[str, float], n_cells: int) -> str:

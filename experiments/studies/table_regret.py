@@ -45,8 +45,7 @@ def _bench(run: RunDir):
 def trial_regrets(result: dict[str, Any], bench: Any) -> tuple[np.ndarray, np.ndarray]:
     """(cumulative epochs (Q,), table regret of the recommendation after each query (Q,))."""
     cost = np.cumsum([float(c) for c in result["costs"]])
-    opt = bench.optimum                               # computed once (a property that scans the space)
-    reg = np.array([math.nan if r is None else opt - bench.table_val(r) for r in result["recommendations"]])
+    reg = np.array([math.nan if r is None else bench.regret(r) for r in result["recommendations"]])
     return cost, reg
 
 

@@ -36,7 +36,7 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -267,7 +267,7 @@ class DigitsTableBenchmark(Benchmark):
         c = self.table.cell(arch)
         if not np.isfinite(self._mean_val[c]):
             raise KeyError(f"cell of {arch!r} is not in the table yet (partial build: {self.table.n_done} of "
-                           f"{len(self.table.reps)} cells; complete it with python -m experiments.build_digits_table)")
+                           f"{len(self.table.reps)} cells; complete it with python -m experiments.studies.build_digits_table)")
         return c
 
     def table_val(self, arch: str) -> float:
@@ -285,9 +285,10 @@ class DigitsTableBenchmark(Benchmark):
             v = float(self.table.val[c, arch_seed(self.seed, arch) % self.table.val.shape[1]])
         return Evaluation(arch=arch, value=v, test=float(self._mean_test[c]), cost=float(self.epochs))
 
-    @property
+    @cached_property
     def optimum(self) -> float:
-        """Best mean validation accuracy over the search space (over trained cells)."""
+        """Best mean validation accuracy over the search space (over trained cells); computed once (a
+        sub-space is enumerated to find its cells)."""
         if isinstance(self.space, NB201SubSpace):
             cells = sorted({self.table.cell(a) for a in self.space.enumerate()})
             return float(np.max(self._mean_val[cells]))
