@@ -61,11 +61,11 @@ SETTINGS: dict[str, dict[str, Any]] = {
 
 
 def round_plan(T: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Round a nearly feasible plan (n, m) onto the couplings of (a, b) (Altschuler et al. 2017, Alg. 2)."""
-    T = T * np.minimum(a / T.sum(1), 1.0)[:, None]
-    T = T * np.minimum(b / T.sum(0), 1.0)[None, :]
-    ea, eb = a - T.sum(1), b - T.sum(0)
-    return T + np.outer(ea, eb) / ea.sum() if ea.sum() > 0 else T
+    """Round one nearly feasible plan (n, m) onto the couplings of (a, b) (Altschuler et al. 2017, Alg. 2):
+    :func:`hotnas.distances.fgw_cg.round_plan` on a batch of one."""
+    from hotnas.distances.fgw_cg import round_plan as round_batch
+
+    return round_batch(T[None], a[None], b[None])[0]
 
 
 def _options(name: str):
@@ -124,6 +124,7 @@ def reference_values(pairs: list[tuple[str, str]], out: Path, chunk: int = 50) -
     from hotnas.distances.features import feature_cost_matrix
     from hotnas.distances.ifgw import IFGWOptions
 
+    out.mkdir(parents=True, exist_ok=True)
     path = out / "reference.npz"
     keys = np.array([f"{a}|{b}" for a, b in pairs])
     done: dict[str, float] = {}
