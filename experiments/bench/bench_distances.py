@@ -15,7 +15,11 @@
 
     python -m experiments.bench.bench_distances            # full figure
     python -m experiments.bench.bench_distances --smoke    # a few seconds
-    OMP_NUM_THREADS=1 python -m experiments.bench.bench_distances --n-jobs 1 --pot-sample 20000 --optima 1000  # per core
+    OMP_NUM_THREADS=1 python -m experiments.bench.bench_distances --n-jobs 1 --pot-sample 20000 --repeat 3  # per core
+
+On a shared machine a single timing of the engine and one of the POT loop, taken a minute apart, can
+disagree by 30 % from noise alone: ``--repeat N`` times the cold engine, the prepared engine and the POT
+loop in N interleaved rounds, takes the ratio within each round and reports the median.
 """
 
 from __future__ import annotations
@@ -69,9 +73,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--darts-compare", action="store_true", help="also time the DARTS matrix with ACCURATE_STARTS")
     ap.add_argument("--optima", type=int, default=0,
                     help="also compare with POT's entropic FGW + CG polish on this many sampled edges (slow)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="time the cold engine, the prepared engine and the POT loop this many times, interleaved; "
+                         "ratios are taken within each round and the median reported (a noisy machine)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="write the figures to this file")
     args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error(f"--repeat must be >= 1, got {args.repeat}")
 
     import ot
 
@@ -93,44 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
     out: dict = {"nodes": len(archs), "edges": n_edges, "n_jobs": args.n_jobs, "loadavg_before": os.getloadavg()}
     print(f"NB201 mutation graph: {len(archs)} nodes, {n_edges} edges; load average {out['loadavg_before']}")
 
-    # -- 1. the engine, cold ------------------------------------------------------------------
-    _clear_caches()
-    eng = PairwiseDistances(space, method="hotnn", n_jobs=args.n_jobs)
-    c0, t0 = _cpu(), time.perf_counter()
-    d = eng.pairs(A, B)
-    t_fast, c_fast = time.perf_counter() - t0, _cpu() - c0
-    out.update(t_fast_s=t_fast, cpu_fast_s=c_fast, **{f"engine_{k}": v for k, v in eng.stats.items()})
-    print(f"HOTNN engine, all {n_edges} edges: {t_fast:.2f} s wall ({c_fast:.2f} s CPU in all processes); "
-          f"{eng.stats['cell_pairs_solved']} distinct cell pairs solved")
-
-    # -- 1a. the same, cold, with the entropic starts added (ACCURATE_STARTS) ------------------------
-    _clear_caches()
-    eng_f = PairwiseDistances(space, method="hotnn", n_jobs=args.n_jobs, starts=ACCURATE_STARTS)
-    c0, t0 = _cpu(), time.perf_counter()
-    d_acc = eng_f.pairs(A, B)
-    t_vertex, c_vertex = time.perf_counter() - t0, _cpu() - c0
-    gain = d - d_acc
-    out.update(t_accurate_starts_s=t_vertex, cpu_accurate_starts_s=c_vertex, edges_lower_with_accurate_starts=int((gain > 1e-12).sum()),
-               edges_higher_with_accurate_starts=int((gain < -1e-12).sum()), max_gain_of_accurate_starts=float(gain.max(initial=0.0)),
-               mean_gain_where_lower=float(gain[gain > 1e-12].mean()) if (gain > 1e-12).any() else 0.0)
-    print(f"HOTNN engine, ACCURATE_STARTS (entropic starts added), cold: {t_vertex:.2f} s wall ({c_vertex:.2f} s CPU); "
-          f"it is lower than the default (FAST_STARTS) on {out['edges_lower_with_accurate_starts']} edges (by up to "
-          f"{out['max_gain_of_accurate_starts']:.4f}, mean {out['mean_gain_where_lower']:.4f}), higher on "
-          f"{out['edges_higher_with_accurate_starts']}")
-
-    # -- 1b. the engine on the POT loop's footing: features given, only the solves timed ----------
-    _clear_caches()
-    eng_w = PairwiseDistances(space, method="hotnn", n_jobs=args.n_jobs)
-    eng_w.prepare(archs)
-    c0, t0 = _cpu(), time.perf_counter()
-    d_w = eng_w.pairs(A, B)
-    t_solve, c_solve = time.perf_counter() - t0, _cpu() - c0
-    assert np.array_equal(d_w, d), "prepared and cold engines disagree"
-    out.update(t_solve_s=t_solve, cpu_solve_s=c_solve)
-    print(f"HOTNN engine, features prepared beforehand (as the POT loop gets them): {t_solve:.2f} s wall "
-          f"({c_solve:.2f} s CPU)")
-
-    # -- 2. the POT loop on a sample ------------------------------------------------------------
+    # the POT loop's inputs: a random sample of the edges, features precomputed (not timed)
     opt = IFGWOptions()
     sample = rng.choice(n_edges, size=min(args.pot_sample, n_edges), replace=False)
     cells = [(space.to_cell(A[e]), space.to_cell(B[e])) for e in sample]
@@ -139,26 +111,69 @@ def main(argv: list[str] | None = None) -> dict:
     fgw2 = ot.gromov.fused_gromov_wasserstein2
     for M, (f, g) in list(zip(Ms, feats))[:20]:  # warm-up (POT's backend set-up), not timed
         fgw2(M, f.flow, g.flow, f.masses, g.masses, loss_fun="square_loss", symmetric=False, alpha=opt.alpha)
-    c0, t0 = _cpu(), time.perf_counter()
-    ref = [fgw2(M, f.flow, g.flow, f.masses, g.masses, loss_fun="square_loss", symmetric=False, alpha=opt.alpha)
-           for M, (f, g) in zip(Ms, feats)]
-    t_pot, c_pot = time.perf_counter() - t0, _cpu() - c0
-    ref = np.array([float(r) for r in ref])
+
+    # -- 1. the engine cold, 1b. with features prepared, 2. the POT loop: in rounds, interleaved -----
+    rounds = []
+    for r in range(args.repeat):
+        _clear_caches()
+        eng = PairwiseDistances(space, method="hotnn", n_jobs=args.n_jobs)
+        c0, t0 = _cpu(), time.perf_counter()
+        d = eng.pairs(A, B)
+        t_fast, c_fast = time.perf_counter() - t0, _cpu() - c0
+        # the engine on the POT loop's footing: features given, only the solves timed
+        _clear_caches()
+        eng_w = PairwiseDistances(space, method="hotnn", n_jobs=args.n_jobs)
+        eng_w.prepare(archs)
+        c0, t0 = _cpu(), time.perf_counter()
+        d_w = eng_w.pairs(A, B)
+        t_solve, c_solve = time.perf_counter() - t0, _cpu() - c0
+        assert np.array_equal(d_w, d), "prepared and cold engines disagree"
+        c0, t0 = _cpu(), time.perf_counter()
+        ref = [fgw2(M, f.flow, g.flow, f.masses, g.masses, loss_fun="square_loss", symmetric=False, alpha=opt.alpha)
+               for M, (f, g) in zip(Ms, feats)]
+        t_pot, c_pot = time.perf_counter() - t0, _cpu() - c0
+        scale = n_edges / len(sample)
+        rounds.append(dict(t_fast_s=t_fast, cpu_fast_s=c_fast, t_solve_s=t_solve, cpu_solve_s=c_solve, t_pot_sample_s=t_pot,
+                           cpu_pot_sample_s=c_pot, ratio=t_pot * scale / t_fast, cpu_ratio=c_pot * scale / c_fast,
+                           ratio_solve=t_pot * scale / t_solve, cpu_ratio_solve=c_pot * scale / c_solve))
+        print(f"round {r + 1}/{args.repeat}: engine cold {c_fast:.2f} s CPU ({t_fast:.2f} s wall), features given "
+              f"{c_solve:.2f} s CPU; POT loop {c_pot / len(sample) * 1e3:.3f} ms CPU per pair -> per-core ratio "
+              f"{rounds[-1]['cpu_ratio']:.1f}x cold, {rounds[-1]['cpu_ratio_solve']:.1f}x features given", flush=True)
+    med = {k: float(np.median([rd[k] for rd in rounds])) for k in rounds[0]}
+    out.update(med, rounds=rounds, **{f"engine_{k}": v for k, v in eng.stats.items()})
+    t_fast, c_fast, t_solve, c_solve, t_pot = med["t_fast_s"], med["cpu_fast_s"], med["t_solve_s"], med["cpu_solve_s"], med["t_pot_sample_s"]
+    c_pot = med["cpu_pot_sample_s"]
+    ref = np.array([float(x) for x in ref])
+    print(f"HOTNN engine, all {n_edges} edges: {t_fast:.2f} s wall ({c_fast:.2f} s CPU in all processes); "
+          f"{eng.stats['cell_pairs_solved']} distinct cell pairs solved" + (" [medians of the rounds]" if args.repeat > 1 else ""))
+    print(f"HOTNN engine, features prepared beforehand (as the POT loop gets them): {t_solve:.2f} s wall "
+          f"({c_solve:.2f} s CPU)")
     per_pair = t_pot / len(sample)
     t_pot_all = per_pair * n_edges
-    ratio = t_pot_all / t_fast
-    out.update(pot_sample=len(sample), t_pot_sample_s=t_pot, pot_us_per_pair=per_pair * 1e6,
-               t_pot_all_est_s=t_pot_all, ratio=ratio, cpu_ratio=(c_pot / len(sample) * n_edges) / c_fast)
+    out.update(pot_sample=len(sample), pot_us_per_pair=per_pair * 1e6, t_pot_all_est_s=t_pot_all)
     print(f"POT fused_gromov_wasserstein2 loop: {len(sample)} pairs in {t_pot:.2f} s = {per_pair * 1e3:.3f} ms/pair "
           f"-> {t_pot_all:.1f} s for all {n_edges} edges")
-    out.update(ratio_solve=t_pot_all / t_solve, cpu_ratio_solve=(c_pot / len(sample) * n_edges) / c_solve,
-               ratio_accurate_starts=t_pot_all / t_vertex, cpu_ratio_accurate_starts=(c_pot / len(sample) * n_edges) / c_vertex)
-    print(f"ACCURATE_STARTS, cold: {out['ratio_accurate_starts']:.1f}x wall, "
-          f"{out['cpu_ratio_accurate_starts']:.1f}x CPU time")
-    print(f"speed-up (POT loop, extrapolated / engine): {ratio:.1f}x cold (architecture strings in), "
+    print(f"speed-up (POT loop, extrapolated / engine): {out['ratio']:.1f}x cold (architecture strings in), "
           f"{out['ratio_solve']:.1f}x with features given to both  "
           f"[CPU-time ratios, engine counted over all its processes: {out['cpu_ratio']:.1f}x, "
-          f"{out['cpu_ratio_solve']:.1f}x]")
+          f"{out['cpu_ratio_solve']:.1f}x]" + (" [medians of the per-round ratios]" if args.repeat > 1 else ""))
+
+    # -- 1a. cold, with the entropic starts added (ACCURATE_STARTS) -----------------------------------
+    _clear_caches()
+    eng_f = PairwiseDistances(space, method="hotnn", n_jobs=args.n_jobs, starts=ACCURATE_STARTS)
+    c0, t0 = _cpu(), time.perf_counter()
+    d_acc = eng_f.pairs(A, B)
+    t_vertex, c_vertex = time.perf_counter() - t0, _cpu() - c0
+    gain = d - d_acc
+    out.update(t_accurate_starts_s=t_vertex, cpu_accurate_starts_s=c_vertex, edges_lower_with_accurate_starts=int((gain > 1e-12).sum()),
+               edges_higher_with_accurate_starts=int((gain < -1e-12).sum()), max_gain_of_accurate_starts=float(gain.max(initial=0.0)),
+               mean_gain_where_lower=float(gain[gain > 1e-12].mean()) if (gain > 1e-12).any() else 0.0,
+               cpu_accurate_over_default=c_vertex / c_fast)
+    print(f"HOTNN engine, ACCURATE_STARTS (entropic starts added), cold: {t_vertex:.2f} s wall ({c_vertex:.2f} s CPU, "
+          f"{out['cpu_accurate_over_default']:.1f}x the default's); "
+          f"it is lower than the default (FAST_STARTS) on {out['edges_lower_with_accurate_starts']} edges (by up to "
+          f"{out['max_gain_of_accurate_starts']:.4f}, mean {out['mean_gain_where_lower']:.4f}), higher on "
+          f"{out['edges_higher_with_accurate_starts']}")
 
     # -- 3. agreement ----------------------------------------------------------------------------
     ours = d[sample]
