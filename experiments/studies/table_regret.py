@@ -13,7 +13,9 @@ over seeds at the milestones (default 25 / 50 / 100 % of the budget), and a plot
 training epochs (mean, ± s.e. band) per method. Several run directories (same benchmark options and
 budget, e.g. the same trial seeds run in two batches) are read as one: a label in two of them must not
 share a seed. ``--against LABEL ...`` adds the **paired differences** of every other method minus LABEL on
-the seeds both have (mean ± s.e. of the per-seed differences, :func:`paired`).
+the seeds both have (mean ± s.e. of the per-seed differences, :func:`paired`). For a flow, the number of
+distinct cells its particles held at the query times (from the ``masses`` of its logged steps) is
+reported too (:func:`cells_held`): how much of the space it explored.
 """
 
 from __future__ import annotations
@@ -49,6 +51,25 @@ def trial_regrets(result: dict[str, Any], bench: Any) -> tuple[np.ndarray, np.nd
     return cost, reg
 
 
+def cells_held(events_path: Path) -> int | None:
+    """Distinct cells (NB201 computational graphs) the particles sat on at the logged query times — the
+    ``masses`` of a flow's ``step`` events; None for a trial that logs no masses (not a flow)."""
+    from hotnas.spaces.nb201 import NB201Space
+
+    if not events_path.exists():
+        return None
+    space, cells, seen = NB201Space(), set(), False
+    for line in events_path.read_text().splitlines():
+        try:
+            ev = json.loads(line)
+        except json.JSONDecodeError:  # a line cut by a kill
+            continue
+        if ev.get("kind") == "step" and ev.get("masses"):
+            seen = True
+            cells.update(space.cell_hash(a) for a in ev["masses"])
+    return len(cells) if seen else None
+
+
 def paired(regrets: dict[str, dict[int, np.ndarray]], ref: str, query: int) -> dict[str, dict[str, Any]]:
     """Per label other than ``ref``: the mean ± s.e. (and n) over the seeds both ran to ``query`` queries of
     that label's regret after query ``query`` minus ``ref``'s. ``regrets``: label -> seed -> regret per query (Q,)."""
@@ -70,6 +91,7 @@ def summarise(run_path: str | Path | list[str | Path], fractions=(0.25, 0.5, 1.0
     paths = [run_path] if isinstance(run_path, (str, Path)) else list(run_path)
     per_method: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     by_seed: dict[str, dict[int, np.ndarray]] = {}
+    cells: dict[str, list[int]] = {}
     setting = None
     for path in paths:
         run = RunDir.open(path)
@@ -89,6 +111,9 @@ def summarise(run_path: str | Path | list[str | Path], fractions=(0.25, 0.5, 1.0
                 raise ValueError(f"{path}: {label} seed {seed} is in two of the runs {paths}")
             by_seed[label][seed] = reg
             per_method.setdefault(label, []).append((cost, reg))
+            held = cells_held(run.path / "trials" / tid / "events.jsonl")
+            if held is not None:
+                cells.setdefault(label, []).append(held)
     out: dict[str, Any] = {"optimum": bench.optimum, "budget": budget, "fractions": list(fractions), "methods": {},
                            "paired": {}}
     for ref in against:
@@ -101,6 +126,9 @@ def summarise(run_path: str | Path | list[str | Path], fractions=(0.25, 0.5, 1.0
             epochs = float(np.mean([c[q - 1] for c, _ in trials if len(c) >= q])) if n else None
             row[str(f)] = {"query": q, "epochs": epochs, "mean": mean if n else None, "se": se if n > 1 else None,
                            "n": n}
+        if label in cells:
+            mean, se, n = describe(cells[label], "se")
+            row["cells_held"] = {"mean": mean, "se": se if n > 1 else None, "n": n}
         out["methods"][label] = row
     out["_curves"] = {k: [(c.tolist(), r.tolist()) for c, r in v] for k, v in per_method.items()}
     return out
@@ -118,6 +146,10 @@ def markdown(s: dict[str, Any]) -> str:
             c = row[str(f)]
             cells.append("—" if c["mean"] is None else f"{c['mean']:.2f} ± {c['se'] or 0:.2f} (n={c['n']})")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    held = {k: v["cells_held"] for k, v in s["methods"].items() if "cells_held" in v}
+    if held:
+        lines += ["", "Distinct cells the particles held at the query times (flows; mean ± s.e. over seeds): " + "; ".join(
+            f"{k} {c['mean']:.1f} ± {c['se'] or 0:.1f}" for k, c in sorted(held.items()))]
     for ref, per_f in s.get("paired", {}).items():
         lines += ["", f"Paired differences, method minus {ref} (same seeds; negative: lower regret than {ref}), "
                   "mean ± s.e.", "", "| method | " + " | ".join(f"@ {int(f * 100)} %" for f in fr) + " |",

@@ -67,7 +67,7 @@ class SupernetFlowOptimiser(Optimiser):
             ``digits-nb201`` training).
         n_particles, lr, lr_schedule, weight_decay, weight_temperature, momentum, law, temperature,
         jump_dt, jump_every, birth_death, batch_size, distance, lengthscale, eval_every, same_init,
-        nonfinite: as in :class:`~hotnas.flows.trainable.TrainableFlow`, whose defaults they take (written
+        nonfinite, train_neighbours: as in :class:`~hotnas.flows.trainable.TrainableFlow`, whose defaults they take (written
             there only; ``momentum > 0``: accelerated); ``eval_every`` defaults to 10 here (25 there), and
             ``lengthscale`` to ``math.inf`` here (0.1 there): G is the uniform mutation graph (w = 1, no distance
             computed), because on the main job's task the HOTNN-weighted graph (``lengthscale=0.1``) did no
@@ -97,7 +97,7 @@ class SupernetFlowOptimiser(Optimiser):
                  channels: int = 8, n_cells: int = 2, reduce_after: Sequence[int] = (0,), data_seed: int = 0,
                  dataset: str = "digits", root: str | None = None, split_file: str | None = None,
                  device: str | None = "cpu", num_threads: int | None = _FLOW["num_threads"], retrain_queries: int = 0,
-                 name: str | None = None):
+                 train_neighbours: float = _FLOW["train_neighbours"], name: str | None = None):
         if isinstance(seed, np.random.Generator):
             seed = int(seed.integers(2**31 - 1))
         super().__init__(space, seed)
@@ -127,7 +127,8 @@ class SupernetFlowOptimiser(Optimiser):
                                   temperature=temperature, jump_dt=jump_dt, jump_every=jump_every,
                                   birth_death=birth_death, batch_size=batch_size, distance=distance,
                                   lengthscale=lengthscale, eval_every=eval_every, same_init=same_init,
-                                  nonfinite=nonfinite, seed=int(seed or 0), num_threads=num_threads, device=device)
+                                  nonfinite=nonfinite, seed=int(seed or 0), num_threads=num_threads, device=device,
+                                  train_neighbours=train_neighbours)
         self.budget = None if budget is None else int(budget)
         self.n_asked = 0
         self._asked: list[str] = []

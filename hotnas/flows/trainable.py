@@ -114,6 +114,11 @@ class TrainableFlow(FlowBase):
         nonfinite: ``"reset"`` | ``"kill"`` | ``"raise"``.
         seed: seed of every random stream of the run (numpy for G, torch for minibatches and noise).
         num_threads: torch threads during the run (None = leave as is).
+        train_neighbours: probability p that a particle's weights are trained, in a step, on a neighbour
+            g' ~ q(.|g) of its architecture instead of g itself: the x-drift then follows the
+            neighbourhood-smoothed potential (1 - p) f(x, g) + p E_q f(x, g') [derived — our choice, against the
+            weights specialising to g so that every proposed neighbour looks worse and the particles stop
+            moving (README, issue 12)]; 0 (default) = the plain flow.
         device: where the supernet, the particles' weights and the data live (``"cpu"``, ``"cuda"``,
             ``"cuda:1"``); an unavailable device is refused up front (ValueError naming it). The random
             streams stay on the CPU (noise is drawn there and moved), so a seed gives the same draws
@@ -131,7 +136,7 @@ class TrainableFlow(FlowBase):
                  graph: ArchitectureGraph | None = None, distance: Any = "hotnn", lengthscale: float = 0.1,
                  eval_every: int = 25, init: str | Sequence[str] = "random", same_init: bool = False,
                  nonfinite: str = "reset", seed: int = 0, num_threads: int | None = 1,
-                 device: str | None = None):
+                 device: str | None = None, train_neighbours: float = 0.0):
         self.device = resolve_device(device)
         self._setup(space, data, config, n_particles=n_particles, lr=lr, lr_schedule=lr_schedule,
                     weight_decay=weight_decay, weight_temperature=weight_temperature, law=law,
@@ -146,6 +151,9 @@ class TrainableFlow(FlowBase):
                              "got temperature=0")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
+        if not (isinstance(train_neighbours, (int, float)) and 0.0 <= train_neighbours <= 1.0):
+            raise ValueError(f"train_neighbours must be a probability in [0, 1], got {train_neighbours!r}")
+        self.train_neighbours = float(train_neighbours)
         if self.device.type != "cpu":
             self.data = dataclasses.replace(self.data, **{k: getattr(self.data, k).to(self.device) for k in (
                 "x_train", "y_train", "x_val", "y_val", "x_test", "y_test")})
@@ -176,8 +184,19 @@ class TrainableFlow(FlowBase):
         self.loss_ema[dst] = self.loss_ema[src]
 
     # ------------------------------------------------------------------ one step
+    def _trained_archs(self) -> list[str]:
+        """The architecture each particle's weights are trained on this step: its own, or with probability
+        ``train_neighbours`` a neighbour drawn from the jump proposal q(g'|g) = w(g, g')/deg(g)."""
+        if self.train_neighbours <= 0.0:
+            return self.archs
+        out = list(self.archs)
+        for i in np.flatnonzero(self.rng.random(len(out)) < self.train_neighbours).tolist():
+            if self.graph.degree(out[i]) > 0:
+                out[i] = self.graph.propose(out[i], self.rng)[0]
+        return out
+
     def _diffuse(self, xb: torch.Tensor, yb: torch.Tensor, lr: float) -> np.ndarray:
-        A = encode_arch(self.archs).to(self.device)
+        A = encode_arch(self._trained_archs()).to(self.device)
         if self.velocity is None and self.device.type == "cpu":
             new, values = self.supernet.step(self.theta, A, xb, yb, lr=lr, temperature=self.weight_temperature,
                                              generator=self.gen)

@@ -23,3 +23,31 @@ def test_paired_differences_use_shared_seeds_only():
     assert paired(regrets, "ref", 1)["short"]["mean"] == pytest.approx(4.0)
     with pytest.raises(ValueError, match="'nope'"):
         paired(regrets, "nope", 1)
+
+
+def test_cells_held_counts_distinct_cells_of_the_logged_masses(tmp_path):
+    import json
+
+    from hotnas.spaces.nb201 import NB201Space
+
+    from experiments.studies.table_regret import cells_held
+
+    space = NB201Space()
+    # a string and another one of the same cell (the same pruned graph): they must count once
+    first: dict[str, str] = {}
+    for s in space.enumerate():
+        h = space.cell_hash(s)
+        if h in first:
+            a, twins = first[h], [s]
+            break
+        first[h] = s
+    b = next(s for s in space.enumerate() if space.cell_hash(s) != space.cell_hash(a))
+    ev = tmp_path / "events.jsonl"
+    lines = [{"kind": "eval", "arch": a, "value": 50.0},
+             {"kind": "step", "masses": {a: 0.5, b: 0.5}},
+             {"kind": "step", "masses": {twins[0]: 1.0}}]
+    ev.write_text("\n".join(json.dumps(x) for x in lines) + "\n{\"kind\": \"st")  # last line cut by a kill
+    assert cells_held(ev) == 2
+    ev.write_text(json.dumps(lines[0]) + "\n")
+    assert cells_held(ev) is None  # no masses logged: not a flow
+    assert cells_held(tmp_path / "missing.jsonl") is None

@@ -136,3 +136,30 @@ def test_zero_temperature_with_upwind_takes_only_downhill_jumps():
         small(law="glauber", temperature=0.0)
     with pytest.raises(ValueError, match="birth-death needs a temperature"):
         small(law="upwind", temperature=0.0, birth_death=0.5)
+
+
+def test_train_neighbours_trains_on_proposed_neighbours_only_when_asked():
+    flow = small(train_neighbours=1.0)
+    trained = flow._trained_archs()
+    # every particle is trained on a neighbour of its architecture: one mutation away, never itself
+    assert all(flow.graph.canonical(t) != flow.graph.canonical(a) for t, a in zip(trained, flow.archs))
+    assert all(t in set(flow.space.mutations(a)) for t, a in zip(trained, flow.archs))
+    plain = small()
+    state = plain.rng.bit_generator.state
+    assert plain._trained_archs() == plain.archs and plain.rng.bit_generator.state == state  # p = 0 draws nothing
+    half = small(train_neighbours=0.5, n_particles=64)
+    moved = np.mean([t != a for t, a in zip(half._trained_archs(), half.archs)])
+    assert 0.3 < moved < 0.7
+    for bad in (-0.1, 1.5, float("nan"), "0.5"):
+        with pytest.raises(ValueError, match="train_neighbours"):
+            small(train_neighbours=bad)
+
+
+def test_train_neighbours_resumes_identically():
+    a = small(train_neighbours=0.5)
+    a.run(steps=4, benchmark=None)
+    b = small(train_neighbours=0.5)
+    b.load_state_dict(a.state_dict())
+    a.run(steps=3, benchmark=None)
+    b.run(steps=3, benchmark=None)
+    assert a.archs == b.archs and torch.equal(a.theta, b.theta)
