@@ -223,8 +223,10 @@ def gw_lower_bound(C1: np.ndarray, C2: np.ndarray, p: np.ndarray, q: np.ndarray,
     """
     B, n, _ = C1.shape
     m = C2.shape[1]
-    if B and not (_uniform(p) and _uniform(q)):
-        raise ValueError("gw_lower_bound needs uniform masses")
+    for name, w in (("p", p), ("q", q)):
+        bad = np.flatnonzero(~np.all(w == w[:, :1], axis=1)) if B else []
+        if len(bad):
+            raise ValueError(f"gw_lower_bound needs uniform masses; {name}[{bad[0]}] = {w[bad[0]].tolist()}")
     # the quantile functions of uniform n- and m-point measures are steps at k/n and l/m: on each
     # interval of the merged grid both are constant (sorted value floor(t n), floor(t m))
     t = np.unique(np.concatenate([np.arange(n + 1) / n, np.arange(m + 1) / m]))
