@@ -28,8 +28,8 @@ already proves the value optimal).  ``starts`` chooses the runs
 ("product", "emd", "struct", "entropic" and their "_t" twins on the transposed problem);
 ``both_directions=True`` adds the transposed twin of every start.
 
-Stopping at a lower bound (``skip_at_bound=True``, the default; uniform masses): a pair takes no
-more starts once its best value reaches
+Stopping at a lower bound (``skip_at_bound=True``; uniform masses): a pair takes no more starts
+once its best value reaches
 
 .. math::
 
@@ -42,7 +42,11 @@ edges differ, by at most 1.7e-16).  With the bound the cheaper starts run first 
 (network simplex, tracked for its twin) only on the pairs still open: on the NB201 mutation graph
 the bound closes 72 % of the square pairs after the "emd" start, no non-square pair, and the CG runs
 fall from 294,854 to 231,126, the exact LPs from 571,412 to 445,092 (assignment solves 210,833 ->
-160,003).  [engineering choice, exact]
+160,003), the whole graph's CPU by about a fifth and ``ACCURATE_STARTS``' by half or more.  It is
+not the default: values that move by 1e-16 are enough to change the path of a search that ranks
+by them (HOTNAS's knowledge-gradient ties: on one of five digits seeds its queries differ from the
+15th on), so the default keeps every published run bit-reproducible from its saved config.
+[engineering choice, exact to 1e-12]
 
 Entropic starts (issue 17, ``starts=ACCURATE_STARTS``): CG from a cheap entropic plan, one per
 ``entropic_epsilon`` (default 0.01, 0.02 and 0.05; 20 mirror-descent steps of 20 warm-started
@@ -132,7 +136,7 @@ class IFGWOptions:
     entropic_epsilon: float | tuple[float, ...] = (0.01, 0.02, 0.05)  # "entropic" starts: one per regularisation
     entropic_iters: int = 20  # "entropic" start: mirror-descent steps, each one Sinkhorn projection
     sinkhorn_iters: int = 20  # "entropic" start: Sinkhorn iterations per projection (warm-started)
-    skip_at_bound: bool = True  # stop a pair's starts once its value reaches the lower bound (same minimum)
+    skip_at_bound: bool = False  # stop a pair's starts at the lower bound: faster, same minimum to 1e-12 (not bitwise)
     backend: str = "numpy"  # "numpy" (default) or "torch" (batched algebra in torch; LPs on the host)
     device: str | None = None  # torch device ("cpu", "cuda", "cuda:1"); None = cpu
 

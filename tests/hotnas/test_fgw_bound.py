@@ -96,9 +96,24 @@ def test_skip_at_bound_keeps_the_minimum_and_skips_runs(monkeypatch, starts):
     rows = []
     orig = ifgw.fgw_cg_batch
     monkeypatch.setattr(ifgw, "fgw_cg_batch", lambda *a, **k: (rows.append(a[0].shape[0]), orig(*a, **k))[1])
-    skipped = ifgw_pairs(fa, fb, IFGWOptions(**kw))
+    skipped = ifgw_pairs(fa, fb, IFGWOptions(skip_at_bound=True, **kw))
     n_skip = sum(rows)
     rows.clear()
     ifgw_pairs(fa, fb, IFGWOptions(skip_at_bound=False, **kw))
     assert np.abs(skipped - full).max() <= 1e-12
     assert n_skip < 0.9 * sum(rows)  # the bound does stop starts
+
+
+def test_the_default_runs_every_start(monkeypatch):
+    """skip_at_bound is opt-in: the default never consults the bound, so its values are those of every
+    start, bit for bit (published runs reproduce from their saved configs)."""
+    assert IFGWOptions().skip_at_bound is False
+    fa, fb = _edge_pairs(100, seed=12)
+
+    def refuse(*a, **k):
+        raise AssertionError("the default consulted the lower bound")
+
+    monkeypatch.setattr(ifgw, "gw_lower_bound", refuse)
+    ifgw_pairs(fa, fb, IFGWOptions())
+    with pytest.raises(AssertionError, match="consulted"):
+        ifgw_pairs(fa, fb, IFGWOptions(skip_at_bound=True))
