@@ -52,6 +52,20 @@ def _clear_caches() -> None:
             f.cache_clear()
 
 
+def _timed_pairs(space, A: list[str], B: list[str], n_jobs: int, prepare: list[str] | None = None, **options):
+    """Cold caches, a fresh engine (its features prepared from ``prepare`` first, untimed, when given),
+    then ``pairs(A, B)`` timed: (distances, wall s, CPU s over all processes, engine)."""
+    from hotnas.distances.engine import PairwiseDistances
+
+    _clear_caches()
+    eng = PairwiseDistances(space, method="hotnn", n_jobs=n_jobs, **options)
+    if prepare is not None:
+        eng.prepare(prepare)
+    c0, t0 = _cpu(), time.perf_counter()
+    d = eng.pairs(A, B)
+    return d, time.perf_counter() - t0, _cpu() - c0, eng
+
+
 def mutation_edges(space, archs: list[str]) -> tuple[list[str], list[str]]:
     """Undirected edges (i < j in official index order) of the single-edge mutation graph."""
     idx = {a: i for i, a in enumerate(archs)}
@@ -115,25 +129,12 @@ def main(argv: list[str] | None = None) -> dict:
     # -- 1. the engine cold, 1b. with features prepared, 2. the POT loop: in rounds, interleaved -----
     rounds = []
     for r in range(args.repeat):
-        _clear_caches()
-        eng = PairwiseDistances(space, method="hotnn", n_jobs=args.n_jobs)
-        c0, t0 = _cpu(), time.perf_counter()
-        d = eng.pairs(A, B)
-        t_fast, c_fast = time.perf_counter() - t0, _cpu() - c0
+        d, t_fast, c_fast, eng = _timed_pairs(space, A, B, args.n_jobs)
         # the engine on the POT loop's footing: features given, only the solves timed
-        _clear_caches()
-        eng_w = PairwiseDistances(space, method="hotnn", n_jobs=args.n_jobs)
-        eng_w.prepare(archs)
-        c0, t0 = _cpu(), time.perf_counter()
-        d_w = eng_w.pairs(A, B)
-        t_solve, c_solve = time.perf_counter() - t0, _cpu() - c0
+        d_w, t_solve, c_solve, _ = _timed_pairs(space, A, B, args.n_jobs, prepare=archs)
         assert np.array_equal(d_w, d), "prepared and cold engines disagree"
         # the faster opt-in mode: starts stop at the lower bound (same minimum to 1e-12)
-        _clear_caches()
-        eng_b = PairwiseDistances(space, method="hotnn", n_jobs=args.n_jobs, skip_at_bound=True)
-        c0, t0 = _cpu(), time.perf_counter()
-        d_b = eng_b.pairs(A, B)
-        t_bound, c_bound = time.perf_counter() - t0, _cpu() - c0
+        d_b, t_bound, c_bound, _ = _timed_pairs(space, A, B, args.n_jobs, skip_at_bound=True)
         c0, t0 = _cpu(), time.perf_counter()
         ref = [fgw2(M, f.flow, g.flow, f.masses, g.masses, loss_fun="square_loss", symmetric=False, alpha=opt.alpha)
                for M, (f, g) in zip(Ms, feats)]
@@ -172,11 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"{out['cpu_ratio_solve']:.1f}x]" + (" [medians of the per-round ratios]" if args.repeat > 1 else ""))
 
     # -- 1a. cold, with the entropic starts added (ACCURATE_STARTS) -----------------------------------
-    _clear_caches()
-    eng_f = PairwiseDistances(space, method="hotnn", n_jobs=args.n_jobs, starts=ACCURATE_STARTS)
-    c0, t0 = _cpu(), time.perf_counter()
-    d_acc = eng_f.pairs(A, B)
-    t_vertex, c_vertex = time.perf_counter() - t0, _cpu() - c0
+    d_acc, t_vertex, c_vertex, _ = _timed_pairs(space, A, B, args.n_jobs, starts=ACCURATE_STARTS)
     gain = d - d_acc
     out.update(t_accurate_starts_s=t_vertex, cpu_accurate_starts_s=c_vertex, edges_lower_with_accurate_starts=int((gain > 1e-12).sum()),
                edges_higher_with_accurate_starts=int((gain < -1e-12).sum()), max_gain_of_accurate_starts=float(gain.max(initial=0.0)),

@@ -37,8 +37,10 @@ def shard_cells(shard_size: int) -> list[list[int]]:
     return [list(order[i:i + shard_size]) for i in range(0, len(order), shard_size)]
 
 
-def train_shard(cells: list[int], device: str = "cpu", threads: int | None = None) -> dict[str, Any]:
-    """Train ``cells`` (ids) under :data:`PROTOCOL`, all seeds in one vectorised batch; a JSON-able dict."""
+def train_shard(cells: list[int], device: str = "cpu", threads: int | None = None,
+                epochs: int | None = None) -> dict[str, Any]:
+    """Train ``cells`` (ids) under :data:`PROTOCOL` (``epochs``: that number instead of the protocol's, for
+    pilots of another protocol), all seeds in one vectorised batch; a JSON-able dict."""
     import torch
 
     from hotnas.datasets import load_digits_splits
@@ -49,7 +51,7 @@ def train_shard(cells: list[int], device: str = "cpu", threads: int | None = Non
         torch.set_num_threads(int(threads))
     _, reps = unique_cells()
     official = list(NB201Space().enumerate())
-    P = PROTOCOL
+    P = PROTOCOL if epochs is None else {**PROTOCOL, "epochs": int(epochs)}
     archs = [official[reps[c]] for c in cells]
     seeds = P["seeds"]
     batch_archs = [a for a in archs for _ in seeds]

@@ -48,17 +48,10 @@ def sample_cells(k: int, seed: int) -> list[int]:
 def measure(cells: list[int], epochs: int) -> dict[str, Any]:
     """Train ``cells`` under the table's protocol with ``epochs`` epochs; the noise figures."""
     from experiments.studies.build_digits_table import one_training_spearman, train_shard
-    from hotnas.benchmarks import digits_table as dt
 
-    saved = dict(dt.PROTOCOL)
-    dt.PROTOCOL["epochs"] = int(epochs)
-    try:
-        c0 = _cpu()
-        res = train_shard(cells, threads=1)
-        cpu = _cpu() - c0
-    finally:
-        dt.PROTOCOL.clear()
-        dt.PROTOCOL.update(saved)
+    c0 = _cpu()
+    res = train_shard(cells, threads=1, epochs=epochs)
+    cpu = _cpu() - c0
     val = np.asarray(res["val"])  # (cells, seeds)
     seed_std = float(np.median(val.std(axis=1, ddof=1)))
     across = float(val.mean(axis=1).std(ddof=1))

@@ -11,26 +11,10 @@ import ot
 import pytest
 
 from hotnas.distances.features import feature_cost_matrix
-from hotnas.distances.ifgw import ACCURATE_STARTS, FAST_STARTS, IFGWOptions, features_cached, ifgw_pairs
-from hotnas.spaces.nb201 import NB201Space
+from hotnas.distances.ifgw import ACCURATE_STARTS, FAST_STARTS, IFGWOptions, ifgw_pairs
+from nb201_pairs import edge_pairs as _edge_pairs
 
-NB201 = NB201Space()
 KW = dict(loss_fun="square_loss", symmetric=False, alpha=0.5)
-
-
-def _edge_pairs(n: int, seed: int):
-    """Distinct cell pairs on random edges of the NB201 mutation graph."""
-    rng = np.random.default_rng(seed)
-    fo = IFGWOptions().features
-    fa, fb = [], []
-    while len(fa) < n:
-        a = NB201.sample(rng)
-        b = NB201.mutate(a, rng)
-        ca, cb = NB201.to_cell(a), NB201.to_cell(b)
-        if ca.canonical_hash != cb.canonical_hash:
-            fa.append(features_cached(ca, fo))
-            fb.append(features_cached(cb, fo))
-    return fa, fb
 
 
 def _pot_cg(f, g):

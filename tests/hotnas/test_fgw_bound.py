@@ -10,21 +10,8 @@ import pytest
 
 from hotnas.distances import ifgw
 from hotnas.distances.fgw_cg import _unique_lp, fgw_values, gw_lower_bound
-from hotnas.distances.ifgw import ACCURATE_STARTS, IFGWOptions, features_cached, ifgw_pairs
-from hotnas.spaces.nb201 import NB201Space
-
-
-def _edge_pairs(n: int, seed: int):
-    """Distinct cell pairs on random edges of the NB201 mutation graph."""
-    space, rng, fo = NB201Space(), np.random.default_rng(seed), IFGWOptions().features
-    fa, fb = [], []
-    while len(fa) < n:
-        a = space.sample(rng)
-        ca, cb = space.to_cell(a), space.to_cell(space.mutate(a, rng))
-        if ca.canonical_hash != cb.canonical_hash:
-            fa.append(features_cached(ca, fo))
-            fb.append(features_cached(cb, fo))
-    return fa, fb
+from hotnas.distances.ifgw import ACCURATE_STARTS, IFGWOptions, ifgw_pairs
+from nb201_pairs import edge_pairs as _edge_pairs
 
 
 def _uniform(B, n):
