@@ -42,7 +42,7 @@ edges differ, by at most 1.7e-16).  With the bound the cheaper starts run first 
 (network simplex, tracked for its twin) only on the pairs still open: on the NB201 mutation graph
 the bound closes 72 % of the square pairs after the "emd" start, no non-square pair, and the CG runs
 fall from 294,854 to 231,126, the exact LPs from 571,412 to 445,092 (assignment solves 210,833 ->
-160,003), the whole graph's CPU by about a fifth and ``ACCURATE_STARTS``' by half or more.  It is
+160,003; counted once by wrapping the solver's calls), the whole graph's CPU by about a fifth and ``ACCURATE_STARTS``' by half or more.  It is
 not the default: values that move by 1e-16 are enough to change the path of a search that ranks
 by them (HOTNAS's knowledge-gradient ties: on one of five digits seeds its queries differ from the
 15th on), so the default keeps every published run bit-reproducible from its saved config.
