@@ -4,6 +4,8 @@
     python -m experiments.studies.build_digits_table --out runs/digits_table --workers 2 --executor process
     python -m experiments.studies.build_digits_table --out runs/digits_table --device cuda --shard-cells 512
     python -m experiments.studies.build_digits_table --out runs/digits_table --pack   # -> hotnas/data/digits_nb201.json.gz
+    python -m experiments.studies.build_digits_table --out runs/digits_table_e8 --epochs 8 --limit 13   # the 8-epoch
+    python -m experiments.studies.build_digits_table --out runs/digits_table_e8 --epochs 8 --pack       # table's first 273 cells
 
 The cells (:func:`hotnas.benchmarks.digits_table.build_order`) are cut into shards of
 ``--shard-cells`` cells; a shard trains its cells x the protocol's seeds as one vectorised batch
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from hotnas.benchmarks.digits_table import PROTOCOL, DigitsTable, build_order, table_file, unique_cells
+from hotnas.benchmarks.digits_table import PROTOCOL, DigitsTable, build_order, protocol, table_file, unique_cells
 
 from experiments.executors import EXECUTORS, make_executor
 
@@ -51,7 +53,7 @@ def train_shard(cells: list[int], device: str = "cpu", threads: int | None = Non
         torch.set_num_threads(int(threads))
     _, reps = unique_cells()
     official = list(NB201Space().enumerate())
-    P = PROTOCOL if epochs is None else {**PROTOCOL, "epochs": int(epochs)}
+    P = protocol(epochs)
     archs = [official[reps[c]] for c in cells]
     seeds = P["seeds"]
     batch_archs = [a for a in archs for _ in seeds]
@@ -72,28 +74,28 @@ def _write_atomic(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def read_shards(out: Path) -> list[dict[str, Any]]:
+def read_shards(out: Path, P: dict[str, Any] = PROTOCOL) -> list[dict[str, Any]]:
     shards = []
     for p in sorted(out.glob("shard_*.json")):
         d = json.loads(p.read_text())
-        if d["protocol"] != PROTOCOL:
-            raise ValueError(f"{p}: written under another protocol {d['protocol']} (expected {PROTOCOL})")
+        if d["protocol"] != P:
+            raise ValueError(f"{p}: written under another protocol {d['protocol']} (expected {P})")
         shards.append(d)
     return shards
 
 
-def pack(out: Path, dest: Path) -> DigitsTable:
-    """Merge the shards in ``out`` into the table at ``dest`` (partial where shards are missing)."""
+def pack(out: Path, dest: Path, P: dict[str, Any] = PROTOCOL) -> DigitsTable:
+    """Merge the shards in ``out`` (protocol ``P``) into the table at ``dest`` (partial where shards are missing)."""
     cell_of, reps = unique_cells()
-    S = len(PROTOCOL["seeds"])
+    S = len(P["seeds"])
     val = np.full((len(reps), S), np.nan)
     test = np.full((len(reps), S), np.nan)
     seconds = 0.0
-    for d in read_shards(out):
+    for d in read_shards(out, P):
         val[d["cells"]] = d["val"]
         test[d["cells"]] = d["test"]
         seconds += float(d["seconds"])
-    table = DigitsTable(val, test, np.asarray(cell_of), reps, dict(PROTOCOL), seconds)
+    table = DigitsTable(val, test, np.asarray(cell_of), reps, dict(P), seconds)
     table.save(dest)
     return table
 
@@ -144,11 +146,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:<i>")
     ap.add_argument("--shard-cells", type=int, default=21, help="cells per shard (x 3 seeds per vectorised batch)")
     ap.add_argument("--limit", type=int, default=None, help="build only the first LIMIT shards")
+    ap.add_argument("--epochs", type=int, default=PROTOCOL["epochs"],
+                    help="training epochs of the protocol (default 4, the shipped table; 8 -> digits_nb201_e8.json.gz)")
     ap.add_argument("--pack", action="store_true", help="merge the shards into the table and stop")
     ap.add_argument("--dest", type=Path, default=None, help="table file written by --pack (default: the shipped one)")
     args = ap.parse_args(argv)
     if args.workers < 1:
         ap.error(f"--workers must be >= 1, got {args.workers}")
+    if args.epochs < 1:
+        ap.error(f"--epochs must be >= 1, got {args.epochs}")
+    P = protocol(args.epochs)
     if args.shard_cells < 1:
         ap.error(f"--shard-cells must be >= 1, got {args.shard_cells}")
     from hotnas.supernet import resolve_device
@@ -159,18 +166,18 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(e))
     args.out.mkdir(parents=True, exist_ok=True)
     if args.pack:
-        table = pack(args.out, args.dest or table_file())
+        table = pack(args.out, args.dest or table_file(args.epochs), P)
         print(json.dumps(summary(table), indent=1))
         return 0
     shards = shard_cells(args.shard_cells)
     meta = args.out / "meta.json"
     if meta.exists():
         m = json.loads(meta.read_text())
-        if m["shard_cells"] != args.shard_cells or m["protocol"] != PROTOCOL:
-            ap.error(f"{args.out} was started with --shard-cells {m['shard_cells']} / another protocol; "
-                     "use that value or a new --out")
+        if m["shard_cells"] != args.shard_cells or m["protocol"] != P:
+            ap.error(f"{args.out} was started with --shard-cells {m['shard_cells']} / --epochs "
+                     f"{m['protocol']['epochs']}; use those values or a new --out")
     else:
-        _write_atomic(meta, {"shard_cells": args.shard_cells, "protocol": PROTOCOL, "n_shards": len(shards)})
+        _write_atomic(meta, {"shard_cells": args.shard_cells, "protocol": P, "n_shards": len(shards)})
     todo = [i for i in range(len(shards)) if not (args.out / f"shard_{i:05d}.json").exists()]
     if args.limit is not None:
         todo = [i for i in todo if i < args.limit]
@@ -178,11 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     kind = args.executor or ("serial" if args.workers == 1 else "process")
     t0 = time.perf_counter()
     with make_executor(kind, args.workers) as ex:
-        futures = {i: ex.submit(train_shard, shards[i], args.device, 1 if args.device == "cpu" else None)
+        threads = 1 if args.device == "cpu" else None
+        futures = {i: ex.submit(train_shard, shards[i], args.device, threads, args.epochs)
                    for i in todo} if kind != "serial" else None
         for k, i in enumerate(todo):
-            d = futures[i].result() if futures is not None else train_shard(shards[i], args.device,
-                                                                             1 if args.device == "cpu" else None)
+            d = futures[i].result() if futures is not None else train_shard(shards[i], args.device, threads,
+                                                                             args.epochs)
             _write_atomic(args.out / f"shard_{i:05d}.json", d)
             el = time.perf_counter() - t0
             print(f"shard {i} ({len(d['cells'])} cells) {d['seconds']:.1f}s; {k + 1}/{len(todo)} done, "

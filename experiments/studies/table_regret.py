@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -178,8 +179,10 @@ def plot(s: dict[str, Any], path: Path) -> Path | None:
             idx = np.searchsorted(c, grid, side="right") - 1      # regret of the last recommendation by then
             mat.append(np.where(idx >= 0, r[np.clip(idx, 0, None)], np.nan))
         mat = np.array(mat)
-        m = np.nanmean(mat, axis=0)
-        se = np.nanstd(mat, axis=0, ddof=1) / np.sqrt(np.sum(np.isfinite(mat), axis=0)) if len(mat) > 1 else 0 * m
+        with warnings.catch_warnings():  # before a method's first recommendation the column is all NaN: no band there
+            warnings.simplefilter("ignore", RuntimeWarning)
+            m = np.nanmean(mat, axis=0)
+            se = np.nanstd(mat, axis=0, ddof=1) / np.sqrt(np.sum(np.isfinite(mat), axis=0)) if len(mat) > 1 else 0 * m
         ax.plot(grid, m, label=label)
         ax.fill_between(grid, m - se, m + se, alpha=0.2)
     ax.set_xlabel("training epochs (accounted compute)")
