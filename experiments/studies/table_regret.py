@@ -15,7 +15,8 @@ budget, e.g. the same trial seeds run in two batches) are read as one: a label i
 share a seed. ``--against LABEL ...`` adds the **paired differences** of every other method minus LABEL on
 the seeds both have (mean ± s.e. of the per-seed differences, :func:`paired`). For a flow, the number of
 distinct cells its particles held at the query times (from the ``masses`` of its logged steps) is
-reported too (:func:`cells_held`): how much of the space it explored.
+reported too (:func:`cells_held`): how much of the space it explored; and the table regret of the best
+architecture they held (:func:`best_held_regret`): what a noise-free choice among them would score.
 """
 
 from __future__ import annotations
@@ -52,14 +53,13 @@ def trial_regrets(result: dict[str, Any], bench: Any) -> tuple[np.ndarray, np.nd
     return cost, reg
 
 
-def cells_held(events_path: Path) -> int | None:
-    """Distinct cells (NB201 computational graphs) the particles sat on at the logged query times — the
-    ``masses`` of a flow's ``step`` events; None for a trial that logs no masses (not a flow)."""
-    from hotnas.spaces.nb201 import NB201Space
-
+def held_archs(events_path: Path) -> set[str] | None:
+    """The architectures the particles sat on at the logged query times (the ``masses`` of a flow's ``step``
+    events); None for a trial that logs no masses (not a flow)."""
     if not events_path.exists():
         return None
-    space, cells, seen = NB201Space(), set(), False
+    archs: set[str] = set()
+    seen = False
     for line in events_path.read_text().splitlines():
         try:
             ev = json.loads(line)
@@ -67,8 +67,27 @@ def cells_held(events_path: Path) -> int | None:
             continue
         if ev.get("kind") == "step" and ev.get("masses"):
             seen = True
-            cells.update(space.cell_hash(a) for a in ev["masses"])
-    return len(cells) if seen else None
+            archs.update(ev["masses"])
+    return archs if seen else None
+
+
+def cells_held(events_path: Path) -> int | None:
+    """Distinct cells (NB201 computational graphs) the particles sat on at the logged query times
+    (:func:`held_archs`); None for a trial that logs no masses (not a flow)."""
+    from hotnas.spaces.nb201 import NB201Space
+
+    archs = held_archs(events_path)
+    if archs is None:
+        return None
+    space = NB201Space()
+    return len({space.cell_hash(a) for a in archs})
+
+
+def best_held_regret(events_path: Path, bench: Any) -> float | None:
+    """Table regret of the best architecture the particles held (:func:`held_archs`): what a noise-free choice
+    among them would score — the ceiling of a flow's retraining phase; None for a trial that is not a flow."""
+    archs = held_archs(events_path)
+    return None if archs is None else min(bench.regret(a) for a in archs)
 
 
 def paired(regrets: dict[str, dict[int, np.ndarray]], ref: str, query: int) -> dict[str, dict[str, Any]]:
@@ -93,6 +112,7 @@ def summarise(run_path: str | Path | list[str | Path], fractions=(0.25, 0.5, 1.0
     per_method: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     by_seed: dict[str, dict[int, np.ndarray]] = {}
     cells: dict[str, list[int]] = {}
+    best_held: dict[str, list[float]] = {}
     setting = None
     for path in paths:
         run = RunDir.open(path)
@@ -112,9 +132,11 @@ def summarise(run_path: str | Path | list[str | Path], fractions=(0.25, 0.5, 1.0
                 raise ValueError(f"{path}: {label} seed {seed} is in two of the runs {paths}")
             by_seed[label][seed] = reg
             per_method.setdefault(label, []).append((cost, reg))
-            held = cells_held(run.path / "trials" / tid / "events.jsonl")
+            ev = run.path / "trials" / tid / "events.jsonl"
+            held = cells_held(ev)
             if held is not None:
                 cells.setdefault(label, []).append(held)
+                best_held.setdefault(label, []).append(best_held_regret(ev, bench))
     out: dict[str, Any] = {"optimum": bench.optimum, "budget": budget, "fractions": list(fractions), "methods": {},
                            "paired": {}}
     for ref in against:
@@ -130,6 +152,8 @@ def summarise(run_path: str | Path | list[str | Path], fractions=(0.25, 0.5, 1.0
         if label in cells:
             mean, se, n = describe(cells[label], "se")
             row["cells_held"] = {"mean": mean, "se": se if n > 1 else None, "n": n}
+            mean, se, n = describe(best_held[label], "se")
+            row["best_held_regret"] = {"mean": mean, "se": se if n > 1 else None, "n": n}
         out["methods"][label] = row
     out["_curves"] = {k: [(c.tolist(), r.tolist()) for c, r in v] for k, v in per_method.items()}
     return out
@@ -151,6 +175,10 @@ def markdown(s: dict[str, Any]) -> str:
     if held:
         lines += ["", "Distinct cells the particles held at the query times (flows; mean ± s.e. over seeds): " + "; ".join(
             f"{k} {c['mean']:.1f} ± {c['se'] or 0:.1f}" for k, c in sorted(held.items()))]
+        lines += ["", "Table regret of the best architecture the particles held (a noise-free choice among them: "
+                  "the ceiling of the retraining phase): " + "; ".join(
+                      f"{k} {s['methods'][k]['best_held_regret']['mean']:.2f} ± {s['methods'][k]['best_held_regret']['se'] or 0:.2f}"
+                      for k in sorted(held))]
     for ref, per_f in s.get("paired", {}).items():
         lines += ["", f"Paired differences, method minus {ref} (same seeds; negative: lower regret than {ref}), "
                   "mean ± s.e.", "", "| method | " + " | ".join(f"@ {int(f * 100)} %" for f in fr) + " |",

@@ -30,7 +30,7 @@ def test_cells_held_counts_distinct_cells_of_the_logged_masses(tmp_path):
 
     from hotnas.spaces.nb201 import NB201Space
 
-    from experiments.studies.table_regret import cells_held
+    from experiments.studies.table_regret import best_held_regret, cells_held, held_archs
 
     space = NB201Space()
     # a string and another one of the same cell (the same pruned graph): they must count once
@@ -48,6 +48,14 @@ def test_cells_held_counts_distinct_cells_of_the_logged_masses(tmp_path):
              {"kind": "step", "masses": {twins[0]: 1.0}}]
     ev.write_text("\n".join(json.dumps(x) for x in lines) + "\n{\"kind\": \"st")  # last line cut by a kill
     assert cells_held(ev) == 2
+    assert held_archs(ev) == {a, b, twins[0]}
+
+    class Bench:  # regret by hand: b is the better of the two cells held
+        def regret(self, arch):
+            return {a: 3.0, twins[0]: 3.0, b: 1.25}[arch]
+
+    assert best_held_regret(ev, Bench()) == 1.25
     ev.write_text(json.dumps(lines[0]) + "\n")
     assert cells_held(ev) is None  # no masses logged: not a flow
     assert cells_held(tmp_path / "missing.jsonl") is None
+    assert best_held_regret(ev, Bench()) is None
