@@ -4,8 +4,8 @@
     python -m experiments.studies.build_digits_table --out runs/digits_table --workers 2 --executor process
     python -m experiments.studies.build_digits_table --out runs/digits_table --device cuda --shard-cells 512
     python -m experiments.studies.build_digits_table --out runs/digits_table --pack   # -> hotnas/data/digits_nb201.json.gz
-    python -m experiments.studies.build_digits_table --out runs/digits_table_e8 --epochs 8 --limit 13   # the 8-epoch
-    python -m experiments.studies.build_digits_table --out runs/digits_table_e8 --epochs 8 --pack       # table's first 273 cells
+    python -m experiments.studies.build_digits_table --out runs/digits_table_e8 --epochs 8 --limit 13   # the 8-epoch table's
+    python -m experiments.studies.build_digits_table --out runs/digits_table_e8 --epochs 8 --pack       # first 273 cells
 
 The cells (:func:`hotnas.benchmarks.digits_table.build_order`) are cut into shards of
 ``--shard-cells`` cells; a shard trains its cells x the protocol's seeds as one vectorised batch

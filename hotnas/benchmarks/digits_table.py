@@ -274,7 +274,7 @@ class DigitsTableBenchmark(Benchmark):
         seed: base seed of the ``"seed"`` mode.
         ops: restrict the search space to these operations (:class:`NB201SubSpace`); default all.
         epochs: the training protocol's length, choosing the shipped table (:func:`shipped_epochs`):
-            4 (default, :data:`PROTOCOL`) or 8 (seed noise about half, built for the {none, skip, 3x3}
+            4 (default, :data:`PROTOCOL`) or 8 (seed noise about a third, built for the {none, skip, 3x3}
             sub-space first; see the README); a query costs this many epochs.
         path: a user's copy of the table (its own protocol; ``epochs`` must then be left out or match).
 
