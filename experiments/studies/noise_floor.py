@@ -46,11 +46,14 @@ def exhaustive_floor(epochs: int = 4, seeds: int = 20, ops: tuple[str, ...] = OP
     from hotnas.benchmarks import get_benchmark
 
     floors = []
+    archs = table_vals = None
     for s in range(seeds):
         bench = get_benchmark("digits-nb201", query="seed", seed=s, ops=list(ops), epochs=epochs)
-        archs = list(bench.space.enumerate())
+        if archs is None:  # the strings and their table values do not depend on the seed
+            archs = list(bench.space.enumerate())
+            table_vals = np.array([bench.table_val(a) for a in archs])
         vals = np.array([bench.query(a).value for a in archs])
-        floors.append(argmax_regret(vals, np.array([bench.table_val(a) for a in archs]), bench.optimum))
+        floors.append(argmax_regret(vals, table_vals, bench.optimum))
     f = np.array(floors)
     return {"epochs": epochs, "ops": list(ops), "strings": len(archs), "seeds": seeds, "floors": f.round(4).tolist(),
             "mean": float(f.mean()), "se": float(f.std(ddof=1) / np.sqrt(len(f))) if len(f) > 1 else float("nan")}

@@ -74,19 +74,25 @@ def held_archs(events_path: Path) -> set[str] | None:
 def cells_held(events_path: Path) -> int | None:
     """Distinct cells (NB201 computational graphs) the particles sat on at the logged query times
     (:func:`held_archs`); None for a trial that logs no masses (not a flow)."""
+    return _n_cells(held_archs(events_path))
+
+
+def best_held_regret(events_path: Path, bench: Any) -> float | None:
+    """Table regret of the best architecture the particles held (:func:`held_archs`): what a noise-free choice
+    among them would score — the ceiling of a flow's retraining phase; None for a trial that is not a flow."""
+    return _best_regret(held_archs(events_path), bench)
+
+
+def _n_cells(archs: set[str] | None) -> int | None:
     from hotnas.spaces.nb201 import NB201Space
 
-    archs = held_archs(events_path)
     if archs is None:
         return None
     space = NB201Space()
     return len({space.cell_hash(a) for a in archs})
 
 
-def best_held_regret(events_path: Path, bench: Any) -> float | None:
-    """Table regret of the best architecture the particles held (:func:`held_archs`): what a noise-free choice
-    among them would score — the ceiling of a flow's retraining phase; None for a trial that is not a flow."""
-    archs = held_archs(events_path)
+def _best_regret(archs: set[str] | None, bench: Any) -> float | None:
     return None if archs is None else min(bench.regret(a) for a in archs)
 
 
@@ -132,11 +138,10 @@ def summarise(run_path: str | Path | list[str | Path], fractions=(0.25, 0.5, 1.0
                 raise ValueError(f"{path}: {label} seed {seed} is in two of the runs {paths}")
             by_seed[label][seed] = reg
             per_method.setdefault(label, []).append((cost, reg))
-            ev = run.path / "trials" / tid / "events.jsonl"
-            held = cells_held(ev)
-            if held is not None:
-                cells.setdefault(label, []).append(held)
-                best_held.setdefault(label, []).append(best_held_regret(ev, bench))
+            archs = held_archs(run.path / "trials" / tid / "events.jsonl")  # the log is read once
+            if archs is not None:
+                cells.setdefault(label, []).append(_n_cells(archs))
+                best_held.setdefault(label, []).append(_best_regret(archs, bench))
     out: dict[str, Any] = {"optimum": bench.optimum, "budget": budget, "fractions": list(fractions), "methods": {},
                            "paired": {}}
     for ref in against:
