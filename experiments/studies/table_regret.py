@@ -16,7 +16,9 @@ share a seed. ``--against LABEL ...`` adds the **paired differences** of every o
 the seeds both have (mean ± s.e. of the per-seed differences, :func:`paired`). For a flow, the number of
 distinct cells its particles held at the query times (from the ``masses`` of its logged steps) is
 reported too (:func:`cells_held`): how much of the space it explored; and the table regret of the best
-architecture they held (:func:`best_held_regret`): what a noise-free choice among them would score.
+architecture they held (:func:`best_held_regret`): what a noise-free choice among them would score; and
+the mass-weighted table regret of the particles at the first and last logged query (:func:`mass_regret`):
+where the flow's potential moved its mass, against the mean and median regret of a uniformly drawn string.
 """
 
 from __future__ import annotations
@@ -53,22 +55,34 @@ def trial_regrets(result: dict[str, Any], bench: Any) -> tuple[np.ndarray, np.nd
     return cost, reg
 
 
-def held_archs(events_path: Path) -> set[str] | None:
-    """The architectures the particles sat on at the logged query times (the ``masses`` of a flow's ``step``
-    events); None for a trial that logs no masses (not a flow)."""
+def logged_masses(events_path: Path) -> list[dict[str, float]] | None:
+    """The particles' masses (architecture -> fraction) at each logged query time (the ``masses`` of a flow's
+    ``step`` events, in order); None for a trial that logs no masses (not a flow)."""
     if not events_path.exists():
         return None
-    archs: set[str] = set()
-    seen = False
+    out: list[dict[str, float]] = []
     for line in events_path.read_text().splitlines():
         try:
             ev = json.loads(line)
         except json.JSONDecodeError:  # a line cut by a kill
             continue
         if ev.get("kind") == "step" and ev.get("masses"):
-            seen = True
-            archs.update(ev["masses"])
-    return archs if seen else None
+            out.append({a: float(m) for a, m in ev["masses"].items()})
+    return out or None
+
+
+def held_archs(events_path: Path, masses: list[dict[str, float]] | None = None) -> set[str] | None:
+    """The architectures the particles sat on at the logged query times (:func:`logged_masses`); None for a
+    trial that logs no masses (not a flow)."""
+    masses = logged_masses(events_path) if masses is None else masses
+    return None if masses is None else {a for m in masses for a in m}
+
+
+def mass_regret(masses: dict[str, float], bench: Any) -> float:
+    r"""Mass-weighted table regret of the particles at one query time, :math:`\sum_g \rho(g)\, r(g) / \sum_g \rho(g)`:
+    where the flow's potential has moved its mass (to compare with a uniformly drawn string's regret)."""
+    tot = sum(masses.values())
+    return sum(m * bench.regret(a) for a, m in masses.items()) / tot
 
 
 def cells_held(events_path: Path) -> int | None:
@@ -119,6 +133,8 @@ def summarise(run_path: str | Path | list[str | Path], fractions=(0.25, 0.5, 1.0
     by_seed: dict[str, dict[int, np.ndarray]] = {}
     cells: dict[str, list[int]] = {}
     best_held: dict[str, list[float]] = {}
+    mass_first: dict[str, list[float]] = {}
+    mass_last: dict[str, list[float]] = {}
     setting = None
     for path in paths:
         run = RunDir.open(path)
@@ -138,10 +154,13 @@ def summarise(run_path: str | Path | list[str | Path], fractions=(0.25, 0.5, 1.0
                 raise ValueError(f"{path}: {label} seed {seed} is in two of the runs {paths}")
             by_seed[label][seed] = reg
             per_method.setdefault(label, []).append((cost, reg))
-            archs = held_archs(run.path / "trials" / tid / "events.jsonl")  # the log is read once
-            if archs is not None:
+            masses = logged_masses(run.path / "trials" / tid / "events.jsonl")  # the log is read once
+            if masses is not None:
+                archs = held_archs(Path(), masses)
                 cells.setdefault(label, []).append(_n_cells(archs))
                 best_held.setdefault(label, []).append(_best_regret(archs, bench))
+                mass_first.setdefault(label, []).append(mass_regret(masses[0], bench))
+                mass_last.setdefault(label, []).append(mass_regret(masses[-1], bench))
     out: dict[str, Any] = {"optimum": bench.optimum, "budget": budget, "fractions": list(fractions), "methods": {},
                            "paired": {}}
     for ref in against:
@@ -159,7 +178,13 @@ def summarise(run_path: str | Path | list[str | Path], fractions=(0.25, 0.5, 1.0
             row["cells_held"] = {"mean": mean, "se": se if n > 1 else None, "n": n}
             mean, se, n = describe(best_held[label], "se")
             row["best_held_regret"] = {"mean": mean, "se": se if n > 1 else None, "n": n}
+            for key, vals in (("mass_regret_first", mass_first[label]), ("mass_regret_last", mass_last[label])):
+                mean, se, n = describe(vals, "se")
+                row[key] = {"mean": mean, "se": se if n > 1 else None, "n": n}
         out["methods"][label] = row
+    if cells:
+        out["uniform_regret"] = {"mean": float(np.mean([bench.regret(a) for a in bench.space.enumerate()])),
+                                 "median": float(np.median([bench.regret(a) for a in bench.space.enumerate()]))}
     out["_curves"] = {k: [(c.tolist(), r.tolist()) for c, r in v] for k, v in per_method.items()}
     return out
 
@@ -183,6 +208,13 @@ def markdown(s: dict[str, Any]) -> str:
         lines += ["", "Table regret of the best architecture the particles held (a noise-free choice among them: "
                   "the ceiling of the retraining phase): " + "; ".join(
                       f"{k} {s['methods'][k]['best_held_regret']['mean']:.2f} ± {s['methods'][k]['best_held_regret']['se'] or 0:.2f}"
+                      for k in sorted(held))]
+        u = s.get("uniform_regret")
+        lines += ["", "Mass-weighted table regret of the particles at the first / last logged query (where the flow's "
+                  "potential moved its mass" + (f"; a uniformly drawn string: mean {u['mean']:.2f}, median {u['median']:.2f}"
+                                                 if u else "") + "): " + "; ".join(
+                      f"{k} {s['methods'][k]['mass_regret_first']['mean']:.2f} -> "
+                      f"{s['methods'][k]['mass_regret_last']['mean']:.2f} ± {s['methods'][k]['mass_regret_last']['se'] or 0:.2f}"
                       for k in sorted(held))]
     for ref, per_f in s.get("paired", {}).items():
         lines += ["", f"Paired differences, method minus {ref} (same seeds; negative: lower regret than {ref}), "

@@ -20,10 +20,11 @@ by ``python -m experiments.studies.build_digits_table``. A second table, ``digit
 (``get_benchmark("digits-nb201", epochs=8)``, ``--epochs 8`` to build it), trains the same cells by the
 same protocol for 8 epochs: its seed noise is a third of the 4-epoch table's (median seed std 0.095 of
 the spread between cells on the {none, skip, 3x3} sub-space, against 0.27), so it separates methods
-better; it covers that sub-space (partial beyond it). A build that has not finished yet ships as a
-**partial** table: :attr:`DigitsTable.complete` is False, :attr:`DigitsTable.n_done` cells are
-present, and a query of a cell not yet trained raises a ``KeyError`` naming it (no value is ever
-made up). Cells are built in a fixed order — first the 261 cells of the operations
+better; it covers the {none, skip, 1x1, 3x3} sub-space (4,096 strings; partial beyond it). A build that
+has not finished yet ships as a **partial** table: :attr:`DigitsTable.complete` is False,
+:attr:`DigitsTable.n_done` cells are present, a benchmark over strings it does not cover is refused up
+front naming the sub-spaces it does cover (``partial=True`` accepts it for inspection), and a query of a
+cell not yet trained raises a ``KeyError`` naming it (no value is ever made up). Cells are built in a fixed order — first the 261 cells of the operations
 ``SUBSPACES[0]`` (none, skip, 3x3; 729 strings), then the rest of ``SUBSPACES[1]`` (adding 1x1; 1,948 cells), then all
 others in a seeded random order — so a partial table covers whole sub-spaces first.
 
@@ -274,9 +275,12 @@ class DigitsTableBenchmark(Benchmark):
         seed: base seed of the ``"seed"`` mode.
         ops: restrict the search space to these operations (:class:`NB201SubSpace`); default all.
         epochs: the training protocol's length, choosing the shipped table (:func:`shipped_epochs`):
-            4 (default, :data:`PROTOCOL`) or 8 (seed noise about a third, built for the {none, skip, 3x3}
-            sub-space first; see the README); a query costs this many epochs.
+            4 (default, :data:`PROTOCOL`) or 8 (seed noise about a third; partial: it covers the
+            {none, skip, 1x1, 3x3} sub-space, see the README); a query costs this many epochs.
         path: a user's copy of the table (its own protocol; ``epochs`` must then be left out or match).
+        partial: accept a partial table for a space it does not cover (an unfinished build, inspected):
+            a query of a cell not trained yet raises ``KeyError``, and :attr:`optimum` is over the cells
+            trained. Without it such a benchmark is refused up front, naming the sub-spaces it covers.
 
     ``value`` = validation %, ``test`` = the cell's mean test % (report only), ``cost`` = protocol epochs.
     :meth:`table_val` is the noise-free mean validation of a cell, :attr:`optimum` its maximum over
@@ -286,7 +290,7 @@ class DigitsTableBenchmark(Benchmark):
     name = "digits-nb201"
 
     def __init__(self, query: str = "seed", seed: int = 0, ops: Sequence[str] | None = None,
-                 path: str | os.PathLike | None = None, epochs: int | None = None) -> None:
+                 path: str | os.PathLike | None = None, epochs: int | None = None, partial: bool = False) -> None:
         super().__init__()
         if query not in ("seed", "mean"):
             raise ValueError(f"query must be 'seed' or 'mean', got {query!r}")
@@ -299,9 +303,19 @@ class DigitsTableBenchmark(Benchmark):
         self.epochs = int(self.table.protocol["epochs"])
         self._mean_val = self.table.val.mean(axis=1)
         self._mean_test = self.table.test.mean(axis=1)
-        if ops is not None and not self.table.covers(self.space):
+        if not partial and not self.table.complete and (ops is None or not self.table.covers(self.space)):
+            # refused up front: a run over strings the table cannot answer would stop at its first missing cell
+            covered = [list(o) for o in SUBSPACES if self.table.covers(NB201SubSpace(o))]
+            what = "the whole space" if ops is None else f"the sub-space {self.space.ops}"
+            if covered:
+                has = f"it covers ops={covered[-1]}" + (f" (and the smaller {covered[:-1]})" if len(covered) > 1 else "")
+                has += " — pass ops= one of them, "
+            else:
+                has = f"it covers none of the sub-spaces {[list(o) for o in SUBSPACES]} yet — "
             raise ValueError(f"the table is partial ({self.table.n_done} of {len(self.table.reps)} cells) and does "
-                             f"not cover the sub-space {self.space.ops}")
+                             f"not cover {what}; {has}complete it with python -m experiments.studies.build_digits_table "
+                             f"--epochs {self.table.protocol['epochs']}, or pass partial=True to query the cells it "
+                             f"has (a missing one raises KeyError)")
 
     def _cell(self, arch: str) -> int:
         c = self.table.cell(arch)

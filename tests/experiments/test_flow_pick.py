@@ -37,3 +37,52 @@ def test_confirm_pick_averages_the_retrainings():
     assert confirm_pick(order, 4, 2, train) == "b"
     # a finalist trained k times over: k = 3 of 4 leaves a alone
     assert confirm_pick(order, 4, 3, lambda a, i: trainings[a][min(i, 2)]) == "a"
+
+
+def test_pick_by_model_smooths_a_lone_value_towards_its_neighbours():
+    import numpy as np
+
+    from experiments.studies.flow_pick import pick_by_model
+
+    # two clusters of three finalists: a's 97 sits among two 90s, b's 96 among two 96s; the raw best is a
+    archs = ["a", "a1", "a2", "b", "b1", "b2"]
+    values = {"a": 97.0, "a1": 90.0, "a2": 90.0, "b": 96.0, "b1": 96.0, "b2": 96.0}
+    assert max(values, key=values.get) == "a"
+    grp = np.array([0, 0, 0, 1, 1, 1])
+
+    def dist(inside):
+        D = np.where(grp[:, None] == grp[None, :], inside, 1.0)
+        np.fill_diagonal(D, 0.0)
+        return D
+
+    # tight clusters (0.01 inside, 1 across): the posterior mean pools each cluster, b's wins (ties: b2)
+    assert pick_by_model(values, dist(0.01), archs) == "b2"
+    assert pick_by_model(values, dist(0.01), archs, noise_sd=2.0) == "b2"
+    # a small pinned noise (1 point) leaves a's 97 standing; looser clusters (0.1): ML-II interpolates
+    assert pick_by_model(values, dist(0.01), archs, noise_sd=1.0) == "a"
+    assert pick_by_model(values, dist(0.1), archs) == "a"
+
+
+def test_bo_retrain_starts_from_the_shared_ranking_and_returns_the_best_trained():
+    import numpy as np
+
+    from experiments.studies.flow_pick import bo_retrain
+
+    val_seen = {"a": 0.9, "a2": 0.85, "b": 0.8, "c": 0.7, "d": 0.6, "e": 0.5}
+    cell = {"a": "A", "a2": "A", "b": "B", "c": "C", "d": "D", "e": "E"}.__getitem__
+    truth = {"a": 90.0, "b": 91.0, "c": 80.0, "d": 85.0, "e": 99.0}
+    trained: list[str] = []
+
+    def train(x, i):
+        assert i == 0
+        trained.append(x)
+        return truth[x]
+
+    pts = {"a": 0.0, "b": 1.0, "c": 2.0, "d": 3.0, "e": 4.0}
+    dist = lambda xs: np.abs(np.subtract.outer([pts[x] for x in xs], [pts[x] for x in xs]))  # noqa: E731
+    # R = k0: the top distinct cells by val_seen only (a2 shares a's cell), best of them
+    assert bo_retrain(val_seen, 2, 2, train, cell, dist) == "b" and trained == ["a", "b"]
+    trained.clear()
+    # R = every distinct cell: each trained once, whatever the GP proposes, and the best (e) returned
+    assert bo_retrain(val_seen, 5, 1, train, cell, dist) == "e"
+    assert sorted(trained) == ["a", "b", "c", "d", "e"] and trained[0] == "a"

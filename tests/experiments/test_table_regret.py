@@ -55,7 +55,13 @@ def test_cells_held_counts_distinct_cells_of_the_logged_masses(tmp_path):
             return {a: 3.0, twins[0]: 3.0, b: 1.25}[arch]
 
     assert best_held_regret(ev, Bench()) == 1.25
+    from experiments.studies.table_regret import logged_masses, mass_regret
+
+    masses = logged_masses(ev)
+    assert masses == [{a: 0.5, b: 0.5}, {twins[0]: 1.0}]
+    assert mass_regret(masses[0], Bench()) == 0.5 * 3.0 + 0.5 * 1.25 and mass_regret(masses[1], Bench()) == 3.0
+    assert mass_regret({a: 1.0, b: 3.0}, Bench()) == (3.0 + 3 * 1.25) / 4  # unnormalised masses are normalised
     ev.write_text(json.dumps(lines[0]) + "\n")
     assert cells_held(ev) is None  # no masses logged: not a flow
     assert cells_held(tmp_path / "missing.jsonl") is None
-    assert best_held_regret(ev, Bench()) is None
+    assert best_held_regret(ev, Bench()) is None and logged_masses(ev) is None

@@ -157,12 +157,17 @@ def test_partial_table_refuses_missing_cells(tmp_path):
     b = DigitsTableBenchmark(query="mean", path=path, ops=SUBSPACES[0])      # the sub-space is covered
     assert not b.table.complete and b.table.n_done == 261
     assert b.optimum == max(b.table_val(a) for a in b.space.enumerate())
-    full = DigitsTableBenchmark(query="mean", path=path)
+    # the whole space (or a sub-space it does not cover) is refused up front, naming what it does cover
+    covered = r"it covers ops=\['none', 'skip_connect', 'nor_conv_3x3'\]"
+    with pytest.raises(ValueError, match="does not cover the whole space; " + covered):
+        DigitsTableBenchmark(query="mean", path=path)
+    with pytest.raises(ValueError, match=r"does not cover the sub-space .*nor_conv_1x1.*; " + covered):
+        DigitsTableBenchmark(path=path, ops=SUBSPACES[1])
+    # partial=True accepts it (an unfinished build, inspected): a missing cell is a KeyError naming the string
+    full = DigitsTableBenchmark(query="mean", path=path, partial=True)
     missing = next(a for a in SPACE.enumerate() if not full.table.done[full.table.cell(a)])
     with pytest.raises(KeyError, match="not in the table yet"):
         full.query(missing)
-    with pytest.raises(ValueError, match="does not cover"):
-        DigitsTableBenchmark(path=path, ops=SUBSPACES[1])
 
 
 def test_build_script_resumes_and_packs(tmp_path, monkeypatch):
@@ -186,7 +191,9 @@ def test_build_script_resumes_and_packs(tmp_path, monkeypatch):
         bdt.main(["--out", str(out), "--device", "nonsense0"])
     dest = tmp_path / "table.json.gz"
     assert bdt.main(["--out", str(out), "--pack", "--dest", str(dest)]) == 0
-    bench = DigitsTableBenchmark(query="mean", path=dest)
+    with pytest.raises(ValueError, match=r"it covers none of the sub-spaces .* yet"):  # two cells: no sub-space
+        DigitsTableBenchmark(query="mean", path=dest)
+    bench = DigitsTableBenchmark(query="mean", path=dest, partial=True)
     assert bench.table.n_done == 2 and not bench.table.complete
     official = list(SPACE.enumerate())
     rep = official[unique_cells()[1][shard["cells"][0]]]
@@ -213,7 +220,7 @@ def test_build_script_other_protocol_length(tmp_path, monkeypatch):
         bdt.pack(out, tmp_path / "wrong.json.gz")
     dest = tmp_path / "table_e2.json.gz"
     assert bdt.main(["--out", str(out), "--pack", "--epochs", "2", "--dest", str(dest)]) == 0
-    bench = DigitsTableBenchmark(query="mean", path=dest, epochs=2)
+    bench = DigitsTableBenchmark(query="mean", path=dest, epochs=2, partial=True)
     assert bench.table.protocol["epochs"] == 2 and bench.epochs == 2
     a = list(SPACE.enumerate())[unique_cells()[1][shard["cells"][0]]]
     assert bench.query(a).cost == 2.0 and bench.table_val(a) == pytest.approx(np.mean(shard["val"][0]))
@@ -252,5 +259,11 @@ def test_shipped_8_epoch_table_covers_the_main_space_with_less_noise():
         v = load_digits_table(epochs=e).val[cells]
         ratio[e] = np.median(v.std(axis=1, ddof=1)) / v.mean(axis=1).std(ddof=1)
     assert ratio[8] <= 0.2 < ratio[4]
-    with pytest.raises(ValueError, match="does not cover"):  # the 8-epoch table is partial beyond it
-        DigitsTableBenchmark(ops=SUBSPACES[1], epochs=8)
+    # since the ninth round it also covers {none, skip, 1x1, 3x3} (1,948 cells), and is partial beyond it
+    wide = DigitsTableBenchmark(query="seed", ops=SUBSPACES[1], epochs=8)
+    assert len(list(wide.space.enumerate())) == 4 ** 6
+    assert wide.optimum >= bench.optimum  # a superset of strings: its best cell is at least as good
+    assert not load_digits_table(epochs=8).complete
+    with pytest.raises(ValueError, match=r"does not cover the whole space; it covers ops=\['none', 'skip_connect', "
+                       r"'nor_conv_1x1', 'nor_conv_3x3'\] \(and the smaller"):
+        DigitsTableBenchmark(epochs=8)  # all five operations
