@@ -127,12 +127,39 @@ class _quiet:
         self._w.__exit__(*a)
 
 
+def group_masses(trace: list[tuple[int, dict[str, float]]], group: Callable[[str], str]
+                 ) -> tuple[list[tuple[int, dict[str, float]]], dict[str, int]]:
+    """The trace with the masses of strings that ``group`` maps to one key (e.g. one cell) summed, each group
+    named by its string of largest peak mass; and per name, how many other strings it absorbed."""
+    peak: dict[str, float] = defaultdict(float)
+    for _, m in trace:
+        for a, v in m.items():
+            peak[a] = max(peak[a], v)
+    members: dict[str, list[str]] = defaultdict(list)
+    for a in peak:
+        members[group(a)].append(a)
+    name = {k: max(v, key=lambda a: (peak[a], a)) for k, v in members.items()}
+    merged = {name[k]: len(v) - 1 for k, v in members.items()}
+    out = []
+    for s, m in trace:
+        g: dict[str, float] = defaultdict(float)
+        for a, v in m.items():
+            g[name[group(a)]] += v
+        out.append((s, dict(g)))
+    return out, merged
+
+
 def plot_mass(trace: list[tuple[int, dict[str, float]]], path: str | Path, *, top: int = 8, title: str = "",
-              short: Callable[[str], str] | None = None) -> Path:
+              short: Callable[[str], str] | None = None, group: Callable[[str], str] | None = None) -> Path:
     """Stacked mass per architecture against queries; the ``top`` architectures by peak mass, the rest
-    as "other". ``trace``: ``[(query_index, {arch: mass})]``."""
+    as "other". ``trace``: ``[(query_index, {arch: mass})]``. ``group`` (e.g. a space's ``cell_hash``) sums
+    the strings of one network first: a label then reads "string (+k)" for a network that k more strings name."""
     plt = _plt()
     short = short or _shorten
+    merged: dict[str, int] = {}
+    if group is not None:
+        trace, merged = group_masses(trace, group)
+    label = (lambda a: short(a) + (f" (+{merged[a]})" if merged.get(a) else ""))
     steps = np.array([s + 1 for s, _ in trace])
     peak: dict[str, float] = defaultdict(float)
     for _, m in trace:
@@ -143,7 +170,7 @@ def plot_mass(trace: list[tuple[int, dict[str, float]]], path: str | Path, *, to
     totals = np.array([sum(m.values()) for _, m in trace])
     other = totals - np.sum(rows, axis=0) if rows else totals
     fig, ax = plt.subplots(figsize=(7.2, 4.2))
-    ax.stackplot(steps, *rows, np.clip(other, 0, None), labels=[short(a) for a in keep] + ["other"], alpha=0.85)
+    ax.stackplot(steps, *rows, np.clip(other, 0, None), labels=[label(a) for a in keep] + ["other"], alpha=0.85)
     ax.set_xlabel("queries")
     ax.set_ylabel("mass (fraction of the population)")
     ax.set_title(title or "mass per architecture over time", fontsize=10)

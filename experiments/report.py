@@ -162,10 +162,13 @@ def make_figures(run: RunDir, config: Config, results: dict[str, dict[str, Any]]
     if traced:
         first = min(traced, key=lambda r: (order.index(r["label"]) if r["label"] in order else len(order),
                                            r.get("seed") or 0))
-        add(f"Mass per architecture over time ({first['label']}, seed {first.get('seed')})",
-            plots.plot_mass(first["masses"], fig_dir / "mass.png",
-                            title=f"mass per architecture: {first['label']}, seed {first.get('seed')}"))
-        neighbours = _neighbours(config)
+        space = _space(config)
+        cell = getattr(space, "cell_hash", None)  # strings of one network (NB201: one pruned cell) summed
+        what = "network" if cell is not None else "architecture"
+        add(f"Mass per {what} over time ({first['label']}, seed {first.get('seed')})",
+            plots.plot_mass(first["masses"], fig_dir / "mass.png", group=cell,
+                            title=f"mass per {what}: {first['label']}, seed {first.get('seed')}"))
+        neighbours = None if space is None else space.mutations
         values = dict(zip(first["archs"], first["values"]))
         add(f"Architectures evaluated by {first['label']} (seed {first.get('seed')}), node area = final mass; edges: "
             f"mutation neighbours",
@@ -173,14 +176,14 @@ def make_figures(run: RunDir, config: Config, results: dict[str, dict[str, Any]]
     return out
 
 
-def _neighbours(config: Config):
+def _space(config: Config):
     try:
         from .config import import_plugins
 
         import_plugins(config.plugins)
         bench = build_benchmark(config.benchmark.name, config.benchmark.options, seed=config.search.seeds[0])
-        return bench.space.mutations
-    except Exception:  # noqa: BLE001 - the graph is drawn without edges then
+        return bench.space
+    except Exception:  # noqa: BLE001 - the figures are drawn without the space's graph / cells then
         return None
 
 

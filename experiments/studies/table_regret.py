@@ -18,7 +18,9 @@ distinct cells its particles held at the query times (from the ``masses`` of its
 reported too (:func:`cells_held`): how much of the space it explored; and the table regret of the best
 architecture they held (:func:`best_held_regret`): what a noise-free choice among them would score; and
 the mass-weighted table regret of the particles at the first and last logged query (:func:`mass_regret`):
-where the flow's potential moved its mass, against the mean and median regret of a uniformly drawn string.
+where the flow's potential moved its mass, against the mean and median regret of a uniformly drawn string;
+and the fraction of the particles on the most populated network at the last logged query
+(:func:`top_network_mass`: 1 when the population has collapsed onto one network).
 """
 
 from __future__ import annotations
@@ -85,6 +87,16 @@ def mass_regret(masses: dict[str, float], bench: Any) -> float:
     return sum(m * bench.regret(a) for a, m in masses.items()) / tot
 
 
+def top_network_mass(masses: dict[str, float], cell: Any) -> float:
+    """The fraction of the particles on the most populated network at one query time (strings of one network
+    summed by ``cell``, e.g. the space's ``cell_hash``): 1 when the population has collapsed onto one network."""
+    by: dict[str, float] = {}
+    for a, m in masses.items():
+        k = cell(a)
+        by[k] = by.get(k, 0.0) + m
+    return max(by.values()) / sum(by.values())
+
+
 def cells_held(events_path: Path) -> int | None:
     """Distinct cells (NB201 computational graphs) the particles sat on at the logged query times
     (:func:`held_archs`); None for a trial that logs no masses (not a flow)."""
@@ -135,6 +147,7 @@ def summarise(run_path: str | Path | list[str | Path], fractions=(0.25, 0.5, 1.0
     best_held: dict[str, list[float]] = {}
     mass_first: dict[str, list[float]] = {}
     mass_last: dict[str, list[float]] = {}
+    top_last: dict[str, list[float]] = {}
     setting = None
     for path in paths:
         run = RunDir.open(path)
@@ -161,6 +174,8 @@ def summarise(run_path: str | Path | list[str | Path], fractions=(0.25, 0.5, 1.0
                 best_held.setdefault(label, []).append(_best_regret(archs, bench))
                 mass_first.setdefault(label, []).append(mass_regret(masses[0], bench))
                 mass_last.setdefault(label, []).append(mass_regret(masses[-1], bench))
+                cell = getattr(bench.space, "cell_hash", bench.space.canonical)
+                top_last.setdefault(label, []).append(top_network_mass(masses[-1], cell))
     out: dict[str, Any] = {"optimum": bench.optimum, "budget": budget, "fractions": list(fractions), "methods": {},
                            "paired": {}}
     for ref in against:
@@ -178,7 +193,8 @@ def summarise(run_path: str | Path | list[str | Path], fractions=(0.25, 0.5, 1.0
             row["cells_held"] = {"mean": mean, "se": se if n > 1 else None, "n": n}
             mean, se, n = describe(best_held[label], "se")
             row["best_held_regret"] = {"mean": mean, "se": se if n > 1 else None, "n": n}
-            for key, vals in (("mass_regret_first", mass_first[label]), ("mass_regret_last", mass_last[label])):
+            for key, vals in (("mass_regret_first", mass_first[label]), ("mass_regret_last", mass_last[label]),
+                              ("top_network_mass_last", top_last[label])):
                 mean, se, n = describe(vals, "se")
                 row[key] = {"mean": mean, "se": se if n > 1 else None, "n": n}
         out["methods"][label] = row
@@ -216,6 +232,10 @@ def markdown(s: dict[str, Any]) -> str:
                       f"{k} {s['methods'][k]['mass_regret_first']['mean']:.2f} -> "
                       f"{s['methods'][k]['mass_regret_last']['mean']:.2f} ± {s['methods'][k]['mass_regret_last']['se'] or 0:.2f}"
                       for k in sorted(held))]
+        lines += ["", "Fraction of the particles on the most populated network at the last logged query (1: the "
+                  "population has collapsed onto one network): " + "; ".join(
+                      f"{k} {s['methods'][k]['top_network_mass_last']['mean']:.2f} ± "
+                      f"{s['methods'][k]['top_network_mass_last']['se'] or 0:.2f}" for k in sorted(held))]
     for ref, per_f in s.get("paired", {}).items():
         lines += ["", f"Paired differences, method minus {ref} (same seeds; negative: lower regret than {ref}), "
                   "mean ± s.e.", "", "| method | " + " | ".join(f"@ {int(f * 100)} %" for f in fr) + " |",

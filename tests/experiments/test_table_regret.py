@@ -61,6 +61,11 @@ def test_cells_held_counts_distinct_cells_of_the_logged_masses(tmp_path):
     assert masses == [{a: 0.5, b: 0.5}, {twins[0]: 1.0}]
     assert mass_regret(masses[0], Bench()) == 0.5 * 3.0 + 0.5 * 1.25 and mass_regret(masses[1], Bench()) == 3.0
     assert mass_regret({a: 1.0, b: 3.0}, Bench()) == (3.0 + 3 * 1.25) / 4  # unnormalised masses are normalised
+    from experiments.studies.table_regret import top_network_mass
+
+    # a and its twin are one network: together 0.75 of the population, b 0.25
+    assert top_network_mass({a: 0.25, twins[0]: 0.5, b: 0.25}, space.cell_hash) == 0.75
+    assert top_network_mass({a: 1.0, b: 3.0}, space.cell_hash) == 0.75 and top_network_mass({b: 2.0}, space.cell_hash) == 1.0
     ev.write_text(json.dumps(lines[0]) + "\n")
     assert cells_held(ev) is None  # no masses logged: not a flow
     assert cells_held(tmp_path / "missing.jsonl") is None
