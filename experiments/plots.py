@@ -127,6 +127,14 @@ class _quiet:
         self._w.__exit__(*a)
 
 
+def mass_by(masses: dict[str, float], key: Callable[[str], str]) -> dict[str, float]:
+    """The masses of the architectures that ``key`` maps to one value (e.g. one network) summed."""
+    out: dict[str, float] = defaultdict(float)
+    for a, v in masses.items():
+        out[key(a)] += v
+    return dict(out)
+
+
 def group_masses(trace: list[tuple[int, dict[str, float]]], group: Callable[[str], str]
                  ) -> tuple[list[tuple[int, dict[str, float]]], dict[str, int]]:
     """The trace with the masses of strings that ``group`` maps to one key (e.g. one cell) summed, each group
@@ -140,13 +148,7 @@ def group_masses(trace: list[tuple[int, dict[str, float]]], group: Callable[[str
         members[group(a)].append(a)
     name = {k: max(v, key=lambda a: (peak[a], a)) for k, v in members.items()}
     merged = {name[k]: len(v) - 1 for k, v in members.items()}
-    out = []
-    for s, m in trace:
-        g: dict[str, float] = defaultdict(float)
-        for a, v in m.items():
-            g[name[group(a)]] += v
-        out.append((s, dict(g)))
-    return out, merged
+    return [(s, mass_by(m, lambda a: name[group(a)])) for s, m in trace], merged
 
 
 def plot_mass(trace: list[tuple[int, dict[str, float]]], path: str | Path, *, top: int = 8, title: str = "",

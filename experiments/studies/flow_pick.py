@@ -162,13 +162,14 @@ def replay_trial(trial_dir: Path, bench: Any, seed_bench: Any, weights: Sequence
     out.update({f"finalists: {k} (oracle)": min(bench.regret(a) for a in v)
                 for k, v in finalist_sets(val_seen, held, R, cell).items()})
     out.update({f"re-train {k} of {R}": bench.regret(confirm_pick(order, R, k, train)) for k in confirm})
-    if distances is not None:
+    if distances is not None and (kernels or noise_sd is not None):  # the finalists' distances, for the GP picks
         archs = sorted(values)
         D = distances(archs)
         out.update({f"GP pick ({k} kernel)": bench.regret(pick_by_model(values, D, archs, k)) for k in kernels})
         if noise_sd is not None:
             out[f"GP pick (laplace, noise sd {noise_sd:g})"] = bench.regret(
                 pick_by_model(values, D, archs, "laplace", noise_sd))
+    if distances is not None:
         for k0 in bo_starts:
             out[f"BO retraining over the cells seen (first {k0} by val_seen)"] = bench.regret(
                 bo_retrain(val_seen, R, k0, train, cell, distances))

@@ -73,9 +73,9 @@ def logged_masses(events_path: Path) -> list[dict[str, float]] | None:
     return out or None
 
 
-def held_archs(events_path: Path, masses: list[dict[str, float]] | None = None) -> set[str] | None:
-    """The architectures the particles sat on at the logged query times (:func:`logged_masses`); None for a
-    trial that logs no masses (not a flow)."""
+def held_archs(events_path: Path | None, masses: list[dict[str, float]] | None = None) -> set[str] | None:
+    """The architectures the particles sat on at the logged query times (:func:`logged_masses` of
+    ``events_path``, or ``masses`` when given, already read); None for a trial that logs no masses (not a flow)."""
     masses = logged_masses(events_path) if masses is None else masses
     return None if masses is None else {a for m in masses for a in m}
 
@@ -90,10 +90,9 @@ def mass_regret(masses: dict[str, float], bench: Any) -> float:
 def top_network_mass(masses: dict[str, float], cell: Any) -> float:
     """The fraction of the particles on the most populated network at one query time (strings of one network
     summed by ``cell``, e.g. the space's ``cell_hash``): 1 when the population has collapsed onto one network."""
-    by: dict[str, float] = {}
-    for a, m in masses.items():
-        k = cell(a)
-        by[k] = by.get(k, 0.0) + m
+    from experiments.plots import mass_by
+
+    by = mass_by(masses, cell)
     return max(by.values()) / sum(by.values())
 
 
@@ -169,13 +168,13 @@ def summarise(run_path: str | Path | list[str | Path], fractions=(0.25, 0.5, 1.0
             per_method.setdefault(label, []).append((cost, reg))
             masses = logged_masses(run.path / "trials" / tid / "events.jsonl")  # the log is read once
             if masses is not None:
-                archs = held_archs(Path(), masses)
+                archs = held_archs(None, masses)
                 cells.setdefault(label, []).append(_n_cells(archs))
                 best_held.setdefault(label, []).append(_best_regret(archs, bench))
                 mass_first.setdefault(label, []).append(mass_regret(masses[0], bench))
                 mass_last.setdefault(label, []).append(mass_regret(masses[-1], bench))
-                cell = getattr(bench.space, "cell_hash", bench.space.canonical)
-                top_last.setdefault(label, []).append(top_network_mass(masses[-1], cell))
+                top_last.setdefault(label, []).append(
+                    top_network_mass(masses[-1], getattr(bench.space, "cell_hash", bench.space.canonical)))
     out: dict[str, Any] = {"optimum": bench.optimum, "budget": budget, "fractions": list(fractions), "methods": {},
                            "paired": {}}
     for ref in against:
@@ -198,9 +197,9 @@ def summarise(run_path: str | Path | list[str | Path], fractions=(0.25, 0.5, 1.0
                 mean, se, n = describe(vals, "se")
                 row[key] = {"mean": mean, "se": se if n > 1 else None, "n": n}
         out["methods"][label] = row
-    if cells:
-        out["uniform_regret"] = {"mean": float(np.mean([bench.regret(a) for a in bench.space.enumerate()])),
-                                 "median": float(np.median([bench.regret(a) for a in bench.space.enumerate()]))}
+    if cells:  # a uniformly drawn string's regret, for the mass-weighted regrets
+        every = np.array([bench.regret(a) for a in bench.space.enumerate()])
+        out["uniform_regret"] = {"mean": float(every.mean()), "median": float(np.median(every))}
     out["_curves"] = {k: [(c.tolist(), r.tolist()) for c, r in v] for k, v in per_method.items()}
     return out
 

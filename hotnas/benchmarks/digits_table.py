@@ -24,9 +24,10 @@ better; it covers the {none, skip, 1x1, 3x3} sub-space (4,096 strings; partial b
 has not finished yet ships as a **partial** table: :attr:`DigitsTable.complete` is False,
 :attr:`DigitsTable.n_done` cells are present, a benchmark over strings it does not cover is refused up
 front naming the sub-spaces it does cover (``partial=True`` accepts it for inspection), and a query of a
-cell not yet trained raises a ``KeyError`` naming it (no value is ever made up). Cells are built in a fixed order — first the 261 cells of the operations
-``SUBSPACES[0]`` (none, skip, 3x3; 729 strings), then the rest of ``SUBSPACES[1]`` (adding 1x1; 1,948 cells), then all
-others in a seeded random order — so a partial table covers whole sub-spaces first.
+cell not yet trained raises a ``KeyError`` naming it (no value is ever made up). Cells are built in a
+fixed order — first the 261 cells of the operations ``SUBSPACES[0]`` (none, skip, 3x3; 729 strings), then
+the rest of ``SUBSPACES[1]`` (adding 1x1; 1,948 cells), then all others in a seeded random order — so a
+partial table covers whole sub-spaces first.
 
     >>> bench = get_benchmark("digits-nb201")                          # doctest: +SKIP
     >>> bench.query("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
