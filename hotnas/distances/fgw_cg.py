@@ -5,8 +5,9 @@ r"""Batched conditional gradient for fused Gromov-Wasserstein (the kernel of :mo
     \min_{T \in \Pi(p, q)} (1-\alpha)\langle M, T\rangle
         + \alpha \sum_{i,j,k,l} (C1_{ik} - C2_{jl})^2 T_{ij} T_{kl}
 
-for B problems of one shape in lock step (numpy batched products; each exact LP by POT's network
-simplex ``emd_c``, or by the assignment solver where that is exact), exactly POT's
+for B problems of one shape in lock step (numpy batched products; the exact LPs of an iteration by
+POT's network simplex in one :func:`~hotnas.distances.emd.emd_rows` call, or by the assignment
+solver where that is exact), exactly POT's
 ``fused_gromov_wasserstein`` iteration; plus the cheap entropic start plans and their rounding.
 """
 
@@ -15,17 +16,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .emd import emd_rows
+
 __all__ = ["fgw_cg_batch", "fgw_values", "entropic_start", "round_plan", "gw_lower_bound", "sorted_rows_cols"]
 
 _EMD_MAX_ITER = 100000
 _DEGENERACY_TOL = 1e-12
-
-
-def _lp_solver():
-    """The exact OT entry point of :mod:`hotnas.distances.emd` (called directly in the CG loop)."""
-    from . import emd as emd_module
-
-    return emd_module._SOLVER or emd_module._resolve()
 
 
 def fgw_cg_batch(
@@ -109,15 +105,7 @@ def fgw_cg_batch(
                 Gk[rows, cols] = inv_n
                 Gc[k] = Gk
         if not assignment:
-            solve = _lp_solver()
-            for k in np.flatnonzero(running).tolist():
-                Gk, _c, uk, vk, code = solve(pp[k], qs[k], Mi[k], _EMD_MAX_ITER, 1)
-                if code != 1:
-                    raise RuntimeError(f"exact OT solver failed (code {code}) on a {Mi[k].shape} problem")
-                Gc[k] = Gk
-                if track:
-                    U[k] = uk
-                    V[k] = vk
+            emd_rows(pp, qs, Mi, np.flatnonzero(running), Gc, U if track else None, V if track else None, _EMD_MAX_ITER)
         if track:
             chk = np.flatnonzero(running & ~degen)
             if chk.size:

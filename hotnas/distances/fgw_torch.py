@@ -86,7 +86,8 @@ def fgw_cg_batch_torch(M: np.ndarray, C1: np.ndarray, C2: np.ndarray, p: np.ndar
     import torch
     from scipy.optimize import linear_sum_assignment
 
-    from .fgw_cg import _lp_solver, _uniform, _unique_lp
+    from .emd import emd_rows
+    from .fgw_cg import _uniform, _unique_lp
 
     if assignment and (M.shape[1] != M.shape[2] or not _uniform(p) or not _uniform(q)):
         raise ValueError("assignment=True needs square problems with uniform masses")
@@ -117,7 +118,6 @@ def fgw_cg_batch_torch(M: np.ndarray, C1: np.ndarray, C2: np.ndarray, p: np.ndar
     running = torch.ones(B, dtype=torch.bool, device=dev)
     degen = np.zeros(B, dtype=bool)
     degen_out = np.zeros(B, dtype=bool)
-    solve = _lp_solver()
     it = 0
     while True:
         it += 1
@@ -128,18 +128,15 @@ def fgw_cg_batch_torch(M: np.ndarray, C1: np.ndarray, C2: np.ndarray, p: np.ndar
         Gc_np = np.empty((idx.size, n, m))
         if track:
             U, V = np.zeros((idx.size, n)), np.zeros((idx.size, m))
-        for j, k in enumerate(idx.tolist()):
-            if assignment:
+        if assignment:
+            for j in range(idx.size):
                 rows, cols = linear_sum_assignment(Mi_np[j])
                 Gk = np.zeros((n, m))
                 Gk[rows, cols] = 1.0 / n
-            else:
-                Gk, _c, uk, vk, code = solve(pp[k], qs[k], Mi_np[j], _EMD_MAX_ITER, 1)
-                if code != 1:
-                    raise RuntimeError(f"exact OT solver failed (code {code}) on a {(n, m)} problem")
-                if track:
-                    U[j], V[j] = uk, vk
-            Gc_np[j] = Gk
+                Gc_np[j] = Gk
+        else:
+            emd_rows(pp[idx], qs[idx], np.ascontiguousarray(Mi_np), np.arange(idx.size), Gc_np,
+                     U if track else None, V if track else None, _EMD_MAX_ITER)
         if track:
             chk = np.flatnonzero(~degen[idx])
             if chk.size:

@@ -69,7 +69,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from .emd import emd as exact_ot
+from .emd import emd_rows
 from scipy.optimize import linear_sum_assignment
 
 from sdot.validation import finite, positive, positive_int
@@ -78,7 +78,6 @@ from ..cells import Cell
 from .fgw_cg import (  # noqa: F401  (re-exported: the kernel lived here)
     _EMD_MAX_ITER,
     _const_c,
-    _lp_solver,
     _uniform,
     _unique_lp,
     entropic_start,
@@ -207,14 +206,6 @@ def features_cached(cell: Cell, options: FeatureOptions) -> CellFeatures:
 
 
 # ------------------------------------------------------------------------------------------------
-def _emd(a: np.ndarray, b: np.ndarray, M: np.ndarray) -> np.ndarray:
-    G, _cost, _u, _v, code = exact_ot(a, b, M, _EMD_MAX_ITER)
-    if code != 1:  # 1 = OPTIMAL in POT's network simplex
-        raise RuntimeError(f"exact OT solver failed (code {code}) on a {M.shape} problem")
-    return G
-
-
-# ------------------------------------------------------------------------------------------------
 def _oriented(fa: CellFeatures, fb: CellFeatures) -> bool:
     """True when the pair must be swapped into canonical orientation."""
     return fa.hash > fb.hash
@@ -328,8 +319,9 @@ def _start_plans(M: np.ndarray, p: np.ndarray, q: np.ndarray, kind: str, assignm
             G[k, rows, cols] = 1.0 / n
         return G
     qs = q * p.sum(1)[:, None] / q.sum(1)[:, None]
-    Mc = np.ascontiguousarray(M)
-    return np.stack([_emd(p[k], qs[k], Mc[k]) for k in range(M.shape[0])])
+    G = np.zeros(M.shape)
+    emd_rows(p, qs, M, np.arange(M.shape[0]), G, max_iter=_EMD_MAX_ITER)
+    return G
 
 
 def _multistart(M, C1, C2, p, q, opt: IFGWOptions, Mst: np.ndarray | None = None,
