@@ -372,7 +372,18 @@ class Network:
         if len(types) != K or len(stg) != K:
             raise ValueError(f"need {K} cell types and stages, got {len(types)} and {len(stg)}")
         pos = [0.0] * K if K == 1 else [k / (K - 1) for k in range(K)]
-        return cls(tuple(CellInstance(c, p, t, s) for c, p, t, s in zip(cells, pos, types, stg)), masses)
+        for k, c in enumerate(cells):
+            if not isinstance(c, Cell):
+                raise ValueError(f"network cell {k} is a {type(c).__name__}, expected Cell")
+        # positions in [0, 1] by construction: the instances are built without their per-field
+        # frozen-dataclass set-up (a NAS-Bench-201 network has 15; the space has 15,625 networks)
+        new = object.__new__
+        insts = []
+        for c, p, t, s in zip(cells, pos, types, stg):
+            ci = new(CellInstance)
+            ci.__dict__.update(cell=c, position=p, cell_type=t, stage=s)
+            insts.append(ci)
+        return cls(tuple(insts), masses)
 
     @property
     def K(self) -> int:

@@ -77,13 +77,13 @@ def _build_compiled():
     if not using_private_solver():
         return "POT's compiled emd_c is not in use"
     try:
-        from . import _emd_kernel
+        from . import _compiled
 
-        if not _emd_kernel.FOUND:
+        if not _compiled.FOUND:
             import ot
 
-            return f"POT {ot.__version__} has no {_emd_kernel.SYMBOL}"
-        rows_kernel = _emd_kernel.rows_kernel
+            return f"POT {ot.__version__} has no {_compiled.SYMBOL}"
+        rows_kernel = _compiled.rows_kernel
         # the same closed-form probe as emd_c's, through the compiled loop
         a = np.array([[0.5, 0.5]])
         Gp, Up, Vp = np.ones((1, 2, 2)), np.zeros((1, 2)), np.zeros((1, 2))
@@ -91,6 +91,9 @@ def _build_compiled():
                             Gp, Up, Vp, np.uint64(1000))
         if codes[0] != 1 or not np.array_equal(Gp[0], np.diag(a[0])):
             return "the compiled probe failed"
+        # the forest test: a perfect matching is a forest, the complete 2 x 2 graph has a cycle
+        if _compiled.forest_kernel(np.array([np.eye(2, dtype=bool), np.ones((2, 2), dtype=bool)])).tolist() != [True, False]:
+            return "the compiled forest probe failed"
         return rows_kernel
     except Exception as e:  # noqa: BLE001 — numba missing or refusing: use the per-problem loop
         return f"{type(e).__name__}: {e}"

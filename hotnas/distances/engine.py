@@ -35,6 +35,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -219,15 +220,11 @@ class PairwiseDistances:
 
     # -- internals ----------------------------------------------------------------------------
     def _canonical(self, archs: Sequence[str]) -> list[str]:
-        out = []
         cache = self._canon
-        for a in archs:
-            c = cache.get(a)
-            if c is None:
-                c = self.space.canonical(a)
-                cache[a] = c
-            out.append(c)
-        return out
+        canon = self.space.canonical
+        for a in dict.fromkeys(archs).keys() - cache.keys():  # each new string once
+            cache[a] = canon(a)
+        return [cache[a] for a in archs]
 
     def _pool(self, **state: Any) -> ProcessPoolExecutor:
         _WORKER.clear()
@@ -265,7 +262,7 @@ class PairwiseDistances:
         """Compute missing distances of canonical-string pairs; return their cache keys."""
         if self._batched is None:
             return self._ensure_generic(pairs)
-        names = list(dict.fromkeys(x for p in pairs for x in p))
+        names = list(dict.fromkeys(chain.from_iterable(pairs)))
         self._prepare(names)
         summ, dnet = self._summ, self._dnet
         # many pairs (a mutation graph): comprehensions over hashes, one summary per network hash

@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .emd import emd_rows
+from .emd import emd_rows, using_compiled
 
-__all__ = ["fgw_cg_batch", "fgw_values", "entropic_start", "round_plan", "gw_lower_bound", "sorted_rows_cols"]
+__all__ = ["fgw_cg_batch", "assignment_plans", "fgw_values", "entropic_start", "round_plan", "gw_lower_bound", "sorted_rows_cols"]
 
 _EMD_MAX_ITER = 100000
 _DEGENERACY_TOL = 1e-12
@@ -98,12 +98,7 @@ def fgw_cg_batch(
         Mi = Mlin + alpha * ((constC - 2.0 * hG) + (constCt - 2.0 * (C1T @ G @ C2)))
         Gc = G.copy()
         if assignment:
-            inv_n = 1.0 / n
-            for k in np.flatnonzero(running).tolist():
-                rows, cols = linear_sum_assignment(Mi[k])
-                Gk = np.zeros((n, m))
-                Gk[rows, cols] = inv_n
-                Gc[k] = Gk
+            assignment_plans(Mi, np.flatnonzero(running), Gc)
         if not assignment:
             emd_rows(pp, qs, Mi, np.flatnonzero(running), Gc, U if track else None, V if track else None, _EMD_MAX_ITER)
         if track:
@@ -151,6 +146,20 @@ def fgw_cg_batch(
     return fgw_values(M, C1o, C2o, p, q, alpha, G_out, constC0), G_out
 
 
+def assignment_plans(M: np.ndarray, rows: np.ndarray, G: np.ndarray) -> None:
+    """``G[k]`` = the permutation matrix / n of scipy's ``linear_sum_assignment(M[k])``, for k in ``rows``.
+
+    An optimal plan of the LP with cost M[k] and uniform masses 1/n (Birkhoff); M (B, n, n), G (B, n, n).
+    """
+    if rows.size == 0:
+        return
+    n = M.shape[1]
+    # one scipy call per problem (its tie-breaking is the reference), one scatter for all of them
+    cols = np.array([linear_sum_assignment(M[k])[1] for k in rows.tolist()])
+    G[rows] = 0.0
+    G[rows[:, None], np.arange(n)[None, :], cols] = 1.0 / n
+
+
 def _const_c(C1sq: np.ndarray, C2sq: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """(C1^2 p) 1^T + 1 (q^T C2^2^T), computed as POT's ``init_matrix`` does (same products)."""
     # x 1^T and 1 y^T are exact copies of x and y, so broadcasting gives POT's bits without the products
@@ -171,11 +180,15 @@ def _unique_lp(R: np.ndarray) -> np.ndarray:
     |Z| = (n + m) - #components of the bipartite graph (rows, columns; Z).  The components of all B
     graphs are found in one call of scipy's ``connected_components`` on their disjoint union.
     """
+    B, n, m = R.shape
+    Z = R <= _DEGENERACY_TOL
+    if using_compiled()[0]:  # the same count by union-find, compiled
+        from ._compiled import forest_kernel
+
+        return forest_kernel(Z)
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    B, n, m = R.shape
-    Z = R <= _DEGENERACY_TOL
     big = n + m
     b, i, j = np.nonzero(Z)
     # node ids: pair b's rows are b*(n+m) + i, its columns b*(n+m) + n + j

@@ -65,12 +65,12 @@ every published figure of this project was measured with); ``starts=ACCURATE_STA
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from .emd import emd_rows
-from scipy.optimize import linear_sum_assignment
 
 from sdot.validation import finite, positive, positive_int
 
@@ -79,6 +79,7 @@ from .fgw_cg import (  # noqa: F401  (re-exported: the kernel lived here)
     _EMD_MAX_ITER,
     _const_c,
     _uniform,
+    assignment_plans,
     _unique_lp,
     entropic_start,
     fgw_cg_batch,
@@ -228,22 +229,17 @@ def ifgw_pairs(
         raise ValueError(f"need as many left as right cells, got {P} and {len(feats_b)}")
     out = np.zeros(P)
     plans: list[np.ndarray] = [None] * P  # type: ignore[list-item]
-    # distinct cells, pairs as indices into them
-    where: dict[str, int] = {}
-    cells: list[CellFeatures] = []
-    ia = np.empty(P, dtype=np.int64)
-    ib = np.empty(P, dtype=np.int64)
-    for k in range(P):
-        fa, fb = feats_a[k], feats_b[k]
-        x = where.get(fa.hash)
-        if x is None:
-            x = where[fa.hash] = len(cells)
-            cells.append(fa)
-        y = where.get(fb.hash)
-        if y is None:
-            y = where[fb.hash] = len(cells)
-            cells.append(fb)
-        ia[k], ib[k] = x, y
+    # distinct cells (first seen, a and b interleaved), pairs as indices into them; comprehensions
+    # and dict.fromkeys instead of a loop over the pairs (a mutation graph has ~10^5 of them)
+    ha = [f.hash for f in feats_a]
+    hb = [f.hash for f in feats_b]
+    by_h = dict(zip(hb, feats_b))
+    by_h.update(zip(ha, feats_a))  # one hash, one cell: isomorphic cells have equal features
+    first = {h: by_h[h] for h in dict.fromkeys(chain.from_iterable(zip(ha, hb)))}
+    where = {h: i for i, h in enumerate(first)}
+    cells: list[CellFeatures] = list(first.values())
+    ia = np.fromiter(map(where.__getitem__, ha), dtype=np.int64, count=P)
+    ib = np.fromiter(map(where.__getitem__, hb), dtype=np.int64, count=P)
     if P == 0:
         return (out, plans) if return_plans else out
     # canonical orientation: smaller hash first
@@ -312,11 +308,8 @@ def _start_plans(M: np.ndarray, p: np.ndarray, q: np.ndarray, kind: str, assignm
     if kind == "product":
         return p[:, :, None] * q[:, None, :]
     if assignment:
-        B, n, _ = M.shape
-        G = np.zeros_like(M)
-        for k in range(B):
-            rows, cols = linear_sum_assignment(M[k])
-            G[k, rows, cols] = 1.0 / n
+        G = np.zeros(M.shape)
+        assignment_plans(M, np.arange(M.shape[0]), G)
         return G
     qs = q * p.sum(1)[:, None] / q.sum(1)[:, None]
     G = np.zeros(M.shape)

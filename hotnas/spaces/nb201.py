@@ -42,6 +42,8 @@ N_CELLS = 15
 CELLS_PER_STAGE = 5
 
 _TOKEN = re.compile(r"^([A-Za-z0-9_]+)~(-?\d+)$")
+_OP = "(" + "|".join(OPS) + ")"
+_WELL_FORMED = re.compile(rf"\|{_OP}~0\|\+\|{_OP}~0\|{_OP}~1\|\+\|{_OP}~0\|{_OP}~1\|{_OP}~2\|\Z")
 
 
 def parse_arch(arch: str) -> tuple[str, ...]:
@@ -54,6 +56,9 @@ def parse_arch(arch: str) -> tuple[str, ...]:
     if not isinstance(arch, str):
         raise ValueError(f"NB201 architecture must be a string, got {type(arch).__name__}")
     s = arch.strip()
+    m = _WELL_FORMED.match(s)  # one match for a valid string; the checks below name what is wrong
+    if m is not None:
+        return m.groups()
     groups = s.split("+")
     if len(groups) != 3:
         raise ValueError(f"NB201 string {arch!r} has {len(groups)} node groups separated by '+', expected 3")

@@ -119,3 +119,23 @@ def test_compiled_and_loop_give_the_same_distances():
     use_compiled(True)
     assert (out[True] > 0).sum() > 50
     np.testing.assert_array_equal(out[True], out[False])
+
+
+def test_forest_test_compiled_equals_connected_components():
+    """_unique_lp's compiled union-find and its scipy connected-components path agree (and on closed forms)."""
+    pytest.importorskip("numba")
+    from hotnas.distances.fgw_cg import _unique_lp
+
+    rng = np.random.default_rng(6)
+    R = np.where(rng.random((400, 6, 7)) < 0.3, 0.0, 1.0)  # zero reduced cost on ~30 % of the arcs
+    R[0] = 1.0
+    R[0, np.arange(6), np.arange(6)] = 0.0  # a matching: a forest
+    R[1] = 0.0  # the complete bipartite graph: cycles
+    out = {}
+    for flag in (True, False):
+        use_compiled(flag)
+        out[flag] = _unique_lp(R)
+    use_compiled(True)
+    assert out[True][0] and not out[True][1]
+    assert 20 < out[True].sum() < 380  # both answers occur
+    np.testing.assert_array_equal(out[True], out[False])

@@ -1,5 +1,6 @@
-"""The compiled row loop over POT's C++ ``EMD_wrap`` (imported only by :mod:`hotnas.distances.emd`,
-and only when numba is installed; a module of its own so that numba caches the compiled loop)."""
+"""The distances' compiled loops (numba; imported only when numba is installed, a module of its own
+so that numba caches them): the row loop over POT's C++ ``EMD_wrap`` (:mod:`hotnas.distances.emd`)
+and the forest test of :func:`hotnas.distances.fgw_cg._unique_lp`."""
 
 from __future__ import annotations
 
@@ -41,3 +42,32 @@ def rows_kernel(P, Q, M, rows, G, U, V, max_iter):  # pragma: no cover - compile
         codes[r] = _emd_wrap(n, m, P[k].ctypes, Q[k].ctypes, M[k].ctypes, G[k].ctypes, U[k].ctypes, V[k].ctypes,
                              cost.ctypes, max_iter, 0, 0)
     return codes
+
+
+@numba.njit(cache=True, nogil=True)
+def forest_kernel(Z):  # pragma: no cover - compiled
+    """(B,) True where the bipartite graph (rows, columns; arcs Z[b]) of Z (B, n, m) bool is a forest:
+    |arcs| == (n + m) - #components, the components by union-find."""
+    B, n, m = Z.shape
+    out = np.zeros(B, dtype=np.bool_)
+    parent = np.empty(n + m, dtype=np.int64)
+    for b in range(B):
+        for v in range(n + m):
+            parent[v] = v
+        arcs = 0
+        comps = n + m
+        for i in range(n):
+            for j in range(m):
+                if Z[b, i, j]:
+                    arcs += 1
+                    x = i
+                    while parent[x] != x:
+                        x = parent[x]
+                    y = n + j
+                    while parent[y] != y:
+                        y = parent[y]
+                    if x != y:
+                        parent[y] = x
+                        comps -= 1
+        out[b] = arcs == n + m - comps
+    return out
