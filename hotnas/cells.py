@@ -52,6 +52,10 @@ class cached_property:  # noqa: N801 - drop-in for functools.cached_property
         return value
 
 
+#: (adjacency bytes, n, permutation) -> the permuted graph's adjacency, neighbours, depth, topological order
+_PERMUTED: dict[tuple, tuple] = {}
+
+
 def _md5(text: str) -> str:
     return hashlib.md5(text.encode("utf-8")).hexdigest()
 
@@ -190,21 +194,24 @@ class Cell:
         """
         n = self.n
         par, chi = self._neighbours
-        ops = self.ops
-        sigs: list = [(ops[v], len(par[v]), len(chi[v])) for v in range(n)]
+        sigs: list = list(zip(self.ops, map(len, par), map(len, chi)))
         history = []
         n_classes = 0
         for _ in range(n + 1):
             uniq = sorted(set(sigs))
             history.append(uniq)
-            rank = {x: i for i, x in enumerate(uniq)}
-            colours = [rank[x] for x in sigs]
+            rank = dict(zip(uniq, range(len(uniq))))
+            colours = list(map(rank.__getitem__, sigs))
             if len(uniq) <= n_classes:
                 break
             n_classes = len(uniq)
+            get = colours.__getitem__
+            # (colour, sorted parent colours, sorted child colours); sorted() only for 2+ neighbours
             sigs = [
-                (colours[v], _sorted_colours(colours, par[v]), _sorted_colours(colours, chi[v]))
-                for v in range(n)
+                (colours[v],
+                 tuple(sorted(map(get, pv))) if len(pv) > 1 else tuple(map(get, pv)),
+                 tuple(sorted(map(get, cv))) if len(cv) > 1 else tuple(map(get, cv)))
+                for v, pv, cv in zip(range(n), par, chi)
             ]
         return tuple(colours), _md5(repr(history))
 
@@ -226,24 +233,41 @@ class Cell:
         """The same cell with nodes renumbered in :attr:`canonical_order` (self when already so)."""
         p = self.canonical_order
         pl = p.tolist()
-        if pl == list(range(self.n)):
+        n = self.n
+        if pl == list(range(n)):
             return self
+        # the renumbered graph's label-free properties depend on the graph and the permutation only:
+        # shared by every labelling of it (NAS-Bench-201's 15,625 cells have a few hundred)
+        key = (self.adjacency.tobytes(), n, tuple(pl))
+        st = _PERMUTED.get(key)
+        if st is None:
+            A = np.ascontiguousarray(self.adjacency[p][:, p])
+            A.setflags(write=False)
+            invl = [0] * n
+            for new_i, old_i in enumerate(pl):
+                invl[old_i] = new_i
+            par, chi = self._neighbours
+            nb = (
+                tuple(tuple(sorted([invl[u] for u in par[i]])) for i in pl),
+                tuple(tuple(sorted([invl[u] for u in chi[i]])) for i in pl),
+            )
+            depth = self.depth[p]
+            depth.setflags(write=False)
+            shape = Cell._trusted(A, ("",) * n, None)
+            shape.__dict__["_neighbours"] = nb
+            st = (A, nb, depth, shape.topological_order)
+            if len(_PERMUTED) > 100_000:
+                _PERMUTED.clear()
+            _PERMUTED[key] = st
+        A, nb, depth, topo = st
         masses = None if self.masses is None else self.masses[p]
-        c = Cell._trusted(self.adjacency[p][:, p], tuple([self.ops[i] for i in pl]), masses)
+        c = Cell._trusted(A, tuple([self.ops[i] for i in pl]), masses)
         # carry the isomorphism-invariant results over instead of recomputing them
-        invl = [0] * self.n
-        for new_i, old_i in enumerate(pl):
-            invl[old_i] = new_i
-        par, chi = self._neighbours
-        c.__dict__["_neighbours"] = (
-            tuple(tuple(sorted([invl[u] for u in par[i]])) for i in pl),
-            tuple(tuple(sorted([invl[u] for u in chi[i]])) for i in pl),
-        )
-        c.__dict__["depth"] = self.depth[p]
-        c.__dict__["canonical_hash"] = self.canonical_hash
         colours, digest = self._wl
-        c.__dict__["_wl"] = (tuple(colours[i] for i in p), digest)
-        c.__dict__["canonical_order"] = np.arange(self.n)
+        c.__dict__.update(
+            _neighbours=nb, depth=depth, topological_order=topo, canonical_hash=self.canonical_hash,
+            _wl=(tuple([colours[i] for i in pl]), digest), canonical_order=np.arange(n),
+        )
         return c
 
     def permuted(self, perm: Sequence[int]) -> "Cell":
@@ -284,12 +308,6 @@ class Cell:
     def __repr__(self) -> str:
         edges = [(int(u), int(v)) for u, v in zip(*np.nonzero(self.adjacency))]
         return f"Cell(n={self.n}, ops={list(self.ops)}, edges={edges})"
-
-
-def _sorted_colours(colours: list[int], nodes: tuple[int, ...]) -> tuple[int, ...]:
-    if len(nodes) < 2:
-        return tuple([colours[u] for u in nodes])
-    return tuple(sorted([colours[u] for u in nodes]))
 
 
 def _topological_order(A: np.ndarray) -> list[int] | None:

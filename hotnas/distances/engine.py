@@ -43,7 +43,7 @@ import numpy as np
 from ..spaces.base import SearchSpace
 from .features import CellFeatures
 from .hotnn import HOTNNOptions, NetworkSummary, cell_key, outer_cost, summarise
-from .ifgw import features_cached, ifgw_pairs
+from .ifgw import features_cached_many, ifgw_pairs
 
 __all__ = ["PairwiseDistances"]
 
@@ -75,7 +75,8 @@ def _summarise_chunk(archs: list[str]) -> list[tuple[str, NetworkSummary | str, 
     space, fopts = _WORKER["space"], _WORKER["fopts"]
     out: list[tuple[str, NetworkSummary | str, dict[str, CellFeatures]]] = []
     nets: set[str] = set()
-    cells: set[str] = set()
+    cells: dict[str, Any] = {}
+    new_cells: list[tuple[int, list[str]]] = []  # (row of out, hashes of the cells it brings)
     for a in archs:
         net = space.to_network(a)
         h = net.canonical_hash
@@ -83,9 +84,14 @@ def _summarise_chunk(archs: list[str]) -> list[tuple[str, NetworkSummary | str, 
             out.append((a, h, {}))
             continue
         nets.add(h)
-        feats = {c: features_cached(cell, fopts) for c, cell in net.unique_cells().items() if c not in cells}
-        cells.update(feats)
-        out.append((a, summarise(net), feats))
+        fresh = [c for c in net.unique_cells().items() if c[0] not in cells]
+        cells.update(fresh)
+        new_cells.append((len(out), [c for c, _ in fresh]))
+        out.append((a, summarise(net), {}))
+    # the features of all new cells at once (batched by graph), each sent with its first network
+    feats = dict(zip(cells, features_cached_many(list(cells.values()), fopts)))
+    for row, hashes in new_cells:
+        out[row][2].update((c, feats[c]) for c in hashes)
     return out
 
 

@@ -94,6 +94,7 @@ from .features import (
     FeatureOptions,
     _op_cost_fn,
     cell_features,
+    cell_features_many,
     feature_cost_matrix,
 )
 
@@ -204,6 +205,17 @@ def features_cached(cell: Cell, options: FeatureOptions) -> CellFeatures:
         f = cell_features(cell, options)
         _FEATURE_CACHE[key] = f
     return f
+
+
+def features_cached_many(cells: Sequence[Cell], options: FeatureOptions) -> list[CellFeatures]:
+    """:func:`features_cached` of many cells; the missing ones computed together (:func:`cell_features_many`)."""
+    keys = [(c.canonical_hash, options) for c in cells]
+    todo = {k: c for k, c in zip(keys, cells) if k not in _FEATURE_CACHE}
+    if todo:
+        if len(_FEATURE_CACHE) + len(todo) > 200_000:
+            _FEATURE_CACHE.clear()
+        _FEATURE_CACHE.update(zip(todo, cell_features_many(list(todo.values()), options)))
+    return [_FEATURE_CACHE[k] for k in keys]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -212,3 +212,29 @@ def test_engine_prepare_solves_nothing_and_changes_nothing():
     eng.prepare(archs)
     assert eng.stats["cell_pairs_solved"] == 0 and eng.stats["network_pairs"] == 0
     assert np.array_equal(eng.matrix(archs), cold)
+
+
+@pytest.mark.parametrize("flow", ["shortest", "longest", "random_walk"])
+@pytest.mark.parametrize("symmetrise", [False, True])
+def test_batched_features_equal_per_cell_features_bit_for_bit(flow, symmetrise):
+    """cell_features_many (Phi batched over cells of one graph) gives cell_features' arrays exactly,
+    on NB201 cells (many share a graph) and DARTS cells (two inputs), with compute masses too."""
+    from hotnas.distances.features import FeatureOptions, cell_features, cell_features_many
+    from hotnas.spaces import get_space
+
+    rng = np.random.default_rng(11)
+    nb = NB201Space()
+    darts = get_space("darts")
+    cells = [nb.to_cell(nb.sample(rng)) for _ in range(150)]
+    cells += [c for a in (darts.sample(rng) for _ in range(10)) for c in darts.to_network(a).unique_cells().values()]
+    opt = FeatureOptions(flow=flow, symmetrise=symmetrise, masses="compute" if symmetrise else "uniform")
+    many = cell_features_many(cells, opt)
+    shared = {}
+    for c, f in zip(cells, many):
+        one = cell_features(c, opt)
+        assert f.hash == one.hash and f.ops == one.ops
+        for x, y in ((f.flow, one.flow), (f.struct, one.struct), (f.masses, one.masses)):
+            assert x.shape == y.shape and x.tobytes() == y.tobytes()
+        shared.setdefault(c.canonical().adjacency.tobytes(), 0)
+        shared[c.canonical().adjacency.tobytes()] += 1
+    assert max(shared.values()) > 5  # the batch path did batch
