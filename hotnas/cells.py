@@ -18,6 +18,7 @@ features computed in that order do not depend on how the cell was written down (
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 import numpy as np
@@ -54,6 +55,21 @@ class cached_property:  # noqa: N801 - drop-in for functools.cached_property
 
 #: (adjacency bytes, n, permutation) -> the permuted graph's adjacency, neighbours, depth, topological order
 _PERMUTED: dict[tuple, tuple] = {}
+
+
+_PLACES: dict[tuple, str] = {}
+
+
+def _place(position: float, cell_type, stage) -> str:
+    """``"@{position:.12g}:{cell_type}:{stage}"``, memoised (networks repeat a few placements; the
+    key holds the types and the sign of zero, so that 1 / True or 0.0 / -0.0 never share an entry)."""
+    key = (position, math.copysign(1.0, position), type(position), cell_type, type(cell_type), stage, type(stage))
+    s = _PLACES.get(key)
+    if s is None:
+        s = f"@{position:.12g}:{cell_type}:{stage}"
+        if len(_PLACES) < 100_000:
+            _PLACES[key] = s
+    return s
 
 
 def _md5(text: str) -> str:
@@ -421,7 +437,7 @@ class Network:
 
     @cached_property
     def canonical_hash(self) -> str:
-        parts = [f"{c.cell.canonical_hash}@{c.position:.12g}:{c.cell_type}:{c.stage}" for c in self.cells]
+        parts = [c.cell.canonical_hash + _place(c.position, c.cell_type, c.stage) for c in self.cells]
         m = "" if self.masses is None else ",".join(f"{x:.12g}" for x in self.masses)
         return _md5(";".join(parts) + "|" + m)
 

@@ -43,12 +43,14 @@ def _cpu() -> float:
 
 def _clear_caches() -> None:
     from hotnas import cells
-    from hotnas.distances import features, ifgw
+    from hotnas.distances import features, hotnn, ifgw
     from hotnas.spaces import nb201
 
     ifgw._FEATURE_CACHE.clear()
     features._STRUCT_CACHE.clear()
     cells._PERMUTED.clear()
+    cells._PLACES.clear()
+    hotnn._FRAMES.clear()
     # every lru_cache of the NB201 module except the fixed node adjacency and the official order
     for name in dir(nb201):
         f = getattr(nb201, name)

@@ -73,9 +73,17 @@ class NetworkSummary:
     repeated: bool = False  # one cell repeated K times
 
 
+_FRAMES: dict[tuple, str] = {}
+
+
 def summarise(net: Network) -> NetworkSummary:
     pos, types, masses = net.positions, tuple(net.cell_types), net.cell_masses
-    frame = repr((len(pos), types, pos.tobytes(), masses.tobytes()))
+    key = (types, pos.tobytes(), masses.tobytes())
+    frame = _FRAMES.get(key)
+    if frame is None:  # a space's networks share a few frames: the string is made once per frame
+        frame = repr((len(pos), *key))
+        if len(_FRAMES) < 10_000:
+            _FRAMES[key] = frame
     hashes = tuple(c.cell.canonical_hash for c in net.cells)
     return NetworkSummary(
         net.canonical_hash, hashes, pos, types, masses, frame, len(set(hashes)) == 1

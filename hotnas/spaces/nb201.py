@@ -126,7 +126,8 @@ def _structure_properties(kept: tuple[int, ...]) -> dict:
     s = Cell._trusted(np.ascontiguousarray(A), ("",) * len(kept), None)
     depth = s.depth
     depth.setflags(write=False)
-    return {"_neighbours": s._neighbours, "topological_order": s.topological_order, "depth": depth}
+    return {"adjacency": s.adjacency, "_neighbours": s._neighbours, "topological_order": s.topological_order,
+            "depth": depth}
 
 
 @lru_cache(maxsize=32768)
@@ -141,9 +142,9 @@ def _cell_of(arch: str) -> Cell:
 def _canonical_pruned(kept: tuple[int, ...], labels: tuple[str, ...]) -> Cell:
     # the 15,625 strings prune to far fewer labelled cells (operations on dead edges do not matter),
     # so the canonical form (WL refinement, the costly part) is computed once per pruned cell
-    A = _node_adjacency()[np.ix_(kept, kept)]
-    cell = Cell._trusted(np.ascontiguousarray(A), labels, None)
-    cell.__dict__.update(_structure_properties(kept))
+    props = _structure_properties(kept)
+    cell = Cell._trusted(props["adjacency"], labels, None)  # read-only, shared by the graph's cells
+    cell.__dict__.update(props)
     return cell.canonical()
 
 
