@@ -18,7 +18,6 @@ features computed in that order do not depend on how the cell was written down (
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 import numpy as np
@@ -57,19 +56,8 @@ class cached_property:  # noqa: N801 - drop-in for functools.cached_property
 _PERMUTED: dict[tuple, tuple] = {}
 
 
-_PLACES: dict[tuple, str] = {}
-
-
-def _place(position: float, cell_type, stage) -> str:
-    """``"@{position:.12g}:{cell_type}:{stage}"``, memoised (networks repeat a few placements; the
-    key holds the types and the sign of zero, so that 1 / True or 0.0 / -0.0 never share an entry)."""
-    key = (position, math.copysign(1.0, position), type(position), cell_type, type(cell_type), stage, type(stage))
-    s = _PLACES.get(key)
-    if s is None:
-        s = f"@{position:.12g}:{cell_type}:{stage}"
-        if len(_PLACES) < 100_000:
-            _PLACES[key] = s
-    return s
+#: (K, repr(cell types), repr(stages)) -> the placement strings "@{position:.12g}:{type}:{stage}" of a frame
+_PLACES: dict[tuple, tuple[str, ...]] = {}
 
 
 def _md5(text: str) -> str:
@@ -417,7 +405,16 @@ class Network:
             ci = new(CellInstance)
             ci.__dict__.update(cell=c, position=p, cell_type=t, stage=s)
             insts.append(ci)
-        return cls(tuple(insts), masses)
+        net = cls(tuple(insts), masses)
+        # the placement strings of the hash depend on the frame only: made once per frame
+        key = (K, repr(types), repr(stg))
+        places = _PLACES.get(key)
+        if places is None:
+            places = tuple(f"@{p:.12g}:{t}:{s}" for p, t, s in zip(pos, types, stg))
+            if len(_PLACES) < 10_000:
+                _PLACES[key] = places
+        net.__dict__["canonical_hash"] = net._hash(places)
+        return net
 
     @property
     def K(self) -> int:
@@ -437,7 +434,10 @@ class Network:
 
     @cached_property
     def canonical_hash(self) -> str:
-        parts = [c.cell.canonical_hash + _place(c.position, c.cell_type, c.stage) for c in self.cells]
+        return self._hash([f"@{c.position:.12g}:{c.cell_type}:{c.stage}" for c in self.cells])
+
+    def _hash(self, places) -> str:
+        parts = [c.cell.canonical_hash + pl for c, pl in zip(self.cells, places)]
         m = "" if self.masses is None else ",".join(f"{x:.12g}" for x in self.masses)
         return _md5(";".join(parts) + "|" + m)
 

@@ -116,7 +116,7 @@ __all__ = [
 FAST_STARTS = ("product", "product_t", "emd", "struct")
 #: the vertex starts plus the entropic starts: lower optima on about 7 % of NB201 pairs, about 3.5x the CPU
 ACCURATE_STARTS = FAST_STARTS + ("entropic",)
-_CHUNK = 2048  # pairs per batch: the batched temporaries stay in cache
+_CHUNK = 1024  # pairs per batch: the batched temporaries stay in cache (1024 and 512 measured ~7 % faster than 2048)
 _BOUND_TOL = 1e-12  # a pair is solved when its best value is within this of the lower bound
 _START_KINDS = ("product", "emd", "struct", "entropic", "product_t", "emd_t", "struct_t", "entropic_t")
 
