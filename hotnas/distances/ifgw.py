@@ -65,8 +65,8 @@ every published figure of this project was measured with); ``starts=ACCURATE_STA
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import chain
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
