@@ -99,7 +99,7 @@ def _build_compiled():
         return f"{type(e).__name__}: {e}"
 
 
-def _compiled():
+def _kernel():
     global _COMPILED, _COMPILED_WHY
     if _COMPILED is None:
         k = _build_compiled()
@@ -109,7 +109,7 @@ def _compiled():
 
 def using_compiled() -> tuple[bool, str]:
     """(True, "") when :func:`emd_rows` runs compiled; else (False, the reason)."""
-    return bool(_compiled()), _COMPILED_WHY
+    return bool(_kernel()), _COMPILED_WHY
 
 
 def use_compiled(flag: bool) -> None:
@@ -124,13 +124,19 @@ def emd_rows(P: np.ndarray, Q: np.ndarray, M: np.ndarray, rows: np.ndarray, G: n
 
     Each problem k is :func:`emd` (P[k], Q[k], M[k]) (equal masses); ``G[k]`` gets its plan, U / V its
     dual potentials.  Shapes: P (B, n), Q (B, m), M (B, n, m), rows (R,) int, G (B, n, m), U (B, n),
-    V (B, m), all float64; M and G C-contiguous.  Raises ``RuntimeError`` naming the shape when the
-    solver does not report an optimum.
+    V (B, m), all float64; G, U and V C-contiguous.  Raises ``ValueError`` naming a bad shape or row,
+    ``RuntimeError`` naming the problem shape when the solver does not report an optimum.
     """
     rows = np.asarray(rows, dtype=np.int64)
     if rows.size == 0:
         return
-    kernel = _compiled()
+    B, n, m = M.shape
+    for name, x, shape in (("P", P, (B, n)), ("Q", Q, (B, m)), ("G", G, (B, n, m)), ("U", U, (B, n)), ("V", V, (B, m))):
+        if x is not None and x.shape != shape:
+            raise ValueError(f"emd_rows: {name} has shape {x.shape}, expected {shape} for M of shape {M.shape}")
+    if rows.min() < 0 or rows.max() >= B:
+        raise ValueError(f"emd_rows: rows must lie in [0, {B}), got {rows.min()}..{rows.max()}")
+    kernel = _kernel()
     if kernel:
         for name, x in (("G", G), ("U", U), ("V", V)):
             if x is not None and not (x.flags.c_contiguous and x.dtype == np.float64):

@@ -139,3 +139,13 @@ def test_forest_test_compiled_equals_connected_components():
     assert out[True][0] and not out[True][1]
     assert 20 < out[True].sum() < 380  # both answers occur
     np.testing.assert_array_equal(out[True], out[False])
+
+
+def test_bad_shapes_and_rows_are_errors_naming_them(path):
+    P, Q, M = _batch(np.random.default_rng(7), 3, 4, 5, ties=False)
+    with pytest.raises(ValueError, match=r"G has shape \(3, 5, 4\)"):
+        emd_rows(P, Q, M, np.array([0]), np.zeros((3, 5, 4)))
+    with pytest.raises(ValueError, match=r"Q has shape"):
+        emd_rows(P, Q[:, :4], M, np.array([0]), np.zeros(M.shape))
+    with pytest.raises(ValueError, match=r"rows must lie in \[0, 3\), got 0..3"):
+        emd_rows(P, Q, M, np.array([0, 3]), np.zeros(M.shape))
