@@ -276,10 +276,15 @@ def cell_features_many(cells: Sequence[Cell], options: FeatureOptions | None = N
         groups.setdefault((c.adjacency.tobytes(), c.n), []).append(i)
     weights = opt.weights
     longest = opt.flow == "longest"
+    w_of: dict[str, float] = {}  # 1 + omega(label), once per label
+    for c in canon:
+        for o in c.ops:
+            if o not in w_of:
+                w_of[o] = 1.0 + op_weight(o, weights)
     for idx in groups.values():
         c0 = canon[idx[0]]
         n = c0.n
-        W = np.array([[1.0 + op_weight(o, weights) for o in canon[i].ops] for i in idx])  # (C, n)
+        W = np.array([[w_of[o] for o in canon[i].ops] for i in idx])  # (C, n)
         R = np.full((len(idx), n, n), np.inf)  # R[k, s, v]: cell k, source s
         R[:, np.arange(n), np.arange(n)] = 0.0
         chi = c0.children
