@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from ..spaces.base import SearchSpace
+from .emd import using_compiled
 from .features import CellFeatures
 from .hotnn import HOTNNOptions, NetworkSummary, cell_key, outer_cost, summarise
 from .ifgw import features_cached_many, ifgw_pairs
@@ -326,6 +327,8 @@ class PairwiseDistances:
         size = {h: f.n for h, f in feats.items()}
         keys.sort(key=lambda k: size[k[0]] * 4096 + size[k[1]])
         if self.n_jobs > 1 and len(keys) >= self.min_parallel:
+            # the compiled LP loop loaded here, once, so that the forked workers inherit it
+            using_compiled()
             # many chunks: their costs differ (keys are sorted by shape), so balance dynamically
             chunks = _split(keys, 16 * self.n_jobs, 1000)
             with self._pool(feats=feats, cell_opt=opt) as ex:
