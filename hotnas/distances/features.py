@@ -267,10 +267,10 @@ def cell_features_many(cells: Sequence[Cell], options: FeatureOptions | None = N
     Shapes: a list of C cells -> a list of C :class:`CellFeatures`.
     """
     opt = options or FeatureOptions()
-    out: list[CellFeatures | None] = [None] * len(cells)
-    canon = [c.canonical() for c in cells]
     if opt.flow == "random_walk":
         return [cell_features(c, opt) for c in cells]
+    out: list[CellFeatures | None] = [None] * len(cells)
+    canon = [c.canonical() for c in cells]
     groups: dict[tuple, list[int]] = {}
     for i, c in enumerate(canon):
         groups.setdefault((c.adjacency.tobytes(), c.n), []).append(i)

@@ -99,7 +99,7 @@ def fgw_cg_batch(
         Gc = G.copy()
         if assignment:
             assignment_plans(Mi, np.flatnonzero(running), Gc)
-        if not assignment:
+        else:
             emd_rows(pp, qs, Mi, np.flatnonzero(running), Gc, U if track else None, V if track else None, _EMD_MAX_ITER)
         if track:
             chk = np.flatnonzero(running & ~degen)

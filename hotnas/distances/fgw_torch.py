@@ -84,10 +84,9 @@ def fgw_cg_batch_torch(M: np.ndarray, C1: np.ndarray, C2: np.ndarray, p: np.ndar
     Same arguments and returns (numpy arrays in, numpy arrays out).
     """
     import torch
-    from scipy.optimize import linear_sum_assignment
 
     from .emd import emd_rows
-    from .fgw_cg import _uniform, _unique_lp
+    from .fgw_cg import _uniform, _unique_lp, assignment_plans
 
     if assignment and (M.shape[1] != M.shape[2] or not _uniform(p) or not _uniform(q)):
         raise ValueError("assignment=True needs square problems with uniform masses")
@@ -129,11 +128,7 @@ def fgw_cg_batch_torch(M: np.ndarray, C1: np.ndarray, C2: np.ndarray, p: np.ndar
         if track:
             U, V = np.zeros((idx.size, n)), np.zeros((idx.size, m))
         if assignment:
-            for j in range(idx.size):
-                rows, cols = linear_sum_assignment(Mi_np[j])
-                Gk = np.zeros((n, m))
-                Gk[rows, cols] = 1.0 / n
-                Gc_np[j] = Gk
+            assignment_plans(Mi_np, np.arange(idx.size), Gc_np)
         else:
             emd_rows(pp[idx], qs[idx], np.ascontiguousarray(Mi_np), np.arange(idx.size), Gc_np,
                      U if track else None, V if track else None, _EMD_MAX_ITER)
